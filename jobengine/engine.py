@@ -1,0 +1,277 @@
+"""The composition root and the producer API: register, submit, get, list, cancel, rerun."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from jobengine.clock import Clock, SystemClock
+from jobengine.errors import ConfigurationError, JobEngineError, JobNotFound, MoveConflict
+from jobengine.model import Event, Job, Status
+from jobengine.registry import JobFunction, JobType, Registry
+from jobengine.store import DEFAULT_URL, LogLine, Move, NewJob, Store
+from jobengine.store.jobs import CHANNEL
+
+if TYPE_CHECKING:
+    from jobengine.scheduler import Scheduler
+
+F = TypeVar("F", bound=JobFunction)
+Jobs = list[Job]
+Events = list[Event]
+LogLines = list[LogLine]
+URL_VARIABLE = "JOBENGINE_DATABASE_URL"
+
+
+class Engine:
+    """One application's view of one job database."""
+
+    def __init__(
+        self, url: str | None = None, *, clock: Clock | None = None, pool_size: int = 10
+    ) -> None:
+        self.url = url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
+        self.clock: Clock = clock or SystemClock()
+        self.registry = Registry()
+        self.pool_size = pool_size
+        self._store: Store | None = None
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+        self._scheduler: Scheduler | None = None
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def configure(self, url: str) -> None:
+        """Point the engine at another database (before its first use)."""
+        if self._store is not None:
+            raise ConfigurationError("configure() must be called before the engine is used")
+        self.url = url
+
+    @property
+    def store(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                self._store = Store.open(self.url, pool_size=self.pool_size)
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    @overload
+    def job(self, function: F) -> F: ...
+    @overload
+    def job(self, function: None = None, **options: Any) -> Callable[[F], F]: ...
+
+    def job(self, function: F | None = None, **options: Any) -> F | Callable[[F], F]:
+        """Register a job type: `@engine.job` or `@engine.job(name=..., queue=..., timeout=...)`."""
+
+        def register(target: F) -> F:
+            name = options.pop("name", None) or target.__name__
+            self.registry.add(JobType(name=name, function=target, **options))
+            return target
+
+        return register(function) if function is not None else register
+
+    @property
+    def schedules(self) -> Scheduler:
+        """The recurring schedules: add, edit, pause, resume, remove, run now, tick."""
+        if self._scheduler is None:
+            from jobengine.scheduler import Scheduler
+
+            self._scheduler = Scheduler(self)
+        return self._scheduler
+
+    def recurring(self, expression: str | None = None, **options: Any) -> Callable[[F], F]:
+        """Register a function as a job type (if it is not one yet) fired on a schedule.
+
+        `@engine.recurring("*/5 * * * *", tz="Europe/Berlin")` or `@engine.recurring(every=...)`.
+        """
+
+        def register(target: F) -> F:
+            if target.__name__ not in self.registry:
+                self.job(target)
+            name = options.pop("name", None) or target.__name__
+            self.schedules.define(name, target.__name__, expression, **options)
+            return target
+
+        return register
+
+    def schedule(self, name: str, type: str, expression: str | None = None, **options: Any) -> None:
+        """Define a schedule in code; it is written to the database when a worker starts."""
+        self.schedules.define(name, type, expression, **options)
+
+    def on_submit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after each submit from this process (wakes in-process workers)."""
+        self._listeners.append(listener)
+
+    # -- producing ------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        type: str,
+        /,
+        *,
+        run_at: datetime | float | None = None,
+        delay: timedelta | float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        parent: int | None = None,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        connection: Any = None,
+        arguments: dict[str, Any] | None = None,
+        actor: str = "api",
+        **kwargs: Any,
+    ) -> int:
+        """Validate and insert a PENDING job; return its id. Nothing is written on bad input."""
+        job_type = self.registry.get(type)
+        values = {**(arguments or {}), **kwargs}
+        new_job = NewJob(
+            type=type,
+            args_json=job_type.encode_arguments(values),
+            queue=queue or job_type.queue,
+            priority=job_type.priority if priority is None else int(priority),
+            run_at=self._run_at(run_at, delay),
+            max_attempts=max_attempts or job_type.max_attempts,
+            timeout=timeout if timeout is not None else job_type.timeout,
+            parent=parent,
+        )
+        return self.insert(new_job, actor=actor, connection=connection)
+
+    def insert(self, new_job: NewJob, actor: str, connection: Any = None) -> int:
+        """Insert a validated job, in the caller's transaction when `connection` is given."""
+        if new_job.timeout is not None and new_job.timeout <= 0:
+            raise ConfigurationError("timeout must be a positive number of seconds")
+        now = self.clock.now()
+        database = self.store.database
+        if connection is not None:
+            job_id = self.store.jobs.insert(
+                database.foreign_transaction(connection), new_job, now, actor
+            )
+        else:
+            with database.transaction() as transaction:
+                job_id = self.store.jobs.insert(transaction, new_job, now, actor)
+        if job_id is None:
+            raise JobEngineError(
+                f"schedule {new_job.schedule} already fired at {new_job.fire_time}"
+            )
+        for listener in self._listeners:
+            listener()
+        return job_id
+
+    def _run_at(self, run_at: datetime | float | None, delay: timedelta | float | None) -> float:
+        now = self.clock.now()
+        if run_at is not None and delay is not None:
+            raise ConfigurationError("give run_at or delay, not both")
+        if isinstance(run_at, datetime):
+            if run_at.tzinfo is None:
+                raise ConfigurationError(
+                    "run_at must be time-zone aware (e.g. datetime.now(timezone.utc))"
+                )
+            return run_at.timestamp()
+        if run_at is not None:
+            return float(run_at)
+        if isinstance(delay, timedelta):
+            return now + delay.total_seconds()
+        return now + float(delay or 0)
+
+    # -- observing and steering -----------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        job = self.store.jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"no job has id {job_id}; list jobs with `jobengine jobs`")
+        return job
+
+    def list(
+        self,
+        status: Status | str | Sequence[Status | str] | None = None,
+        type: str | None = None,
+        queue: str | None = None,
+        limit: int = 50,
+        after: int | None = None,
+    ) -> Jobs:
+        statuses = [status] if isinstance(status, str) else list(status or [])
+        return self.store.jobs.find(
+            [parse_status(value) for value in statuses], type, queue, limit, after
+        )
+
+    def events(self, job_id: int) -> Events:
+        self.get(job_id)
+        return self.store.jobs.events(job_id)
+
+    def log(self, job_id: int, after: int = 0) -> LogLines:
+        return self.store.logs.read(job_id, after=after)
+
+    def cancel(self, job_id: int, actor: str = "api", reason: str | None = None) -> Status:
+        """Cancel a job: PENDING or QUEUED end CANCELED at once, RUNNING moves to TO_CANCEL."""
+        for _ in range(10):
+            job = self.get(job_id)
+            if job.status is Status.TO_CANCEL:
+                return job.status
+            if job.status.terminal:
+                raise JobEngineError(
+                    f"job {job_id} already ended {job.status}; nothing to cancel"
+                    " (use `jobengine rerun` to run it again)"
+                )
+            now = self.clock.now()
+            target = Status.TO_CANCEL if job.status is Status.RUNNING else Status.CANCELED
+            changes: dict[str, Any] = {"cancel_requested_at": now}
+            if target is Status.CANCELED:
+                changes["finished_at"] = now
+            move = Move(
+                job.id,
+                job.attempt,
+                job.status,
+                target,
+                "cancel",
+                actor,
+                reason or "cancel requested",
+                changes,
+            )
+            try:
+                self.store.jobs.move(move, now)
+            except MoveConflict:
+                continue
+            self.store.database.notify(CHANNEL)
+            return target
+        raise MoveConflict(f"job {job_id} kept changing while it was being cancelled; try again")
+
+    def rerun(self, job_id: int, actor: str = "api") -> int:
+        """Run an ended job again as a new job that points at the old one."""
+        old = self.get(job_id)
+        if not old.status.terminal:
+            raise JobEngineError(f"job {job_id} is {old.status}; only ended jobs can be rerun")
+        job_type = self.registry.get(old.type) if old.type in self.registry else None
+        args_json = job_type.encode_arguments(old.args) if job_type else _json(old.args)
+        new_job = NewJob(
+            old.type,
+            args_json,
+            old.queue,
+            old.priority,
+            self.clock.now(),
+            old.max_attempts,
+            old.timeout,
+            old.parent,
+            rerun_of=old.id,
+        )
+        return self.insert(new_job, actor=actor)
+
+
+def parse_status(value: Status | str) -> Status:
+    try:
+        return Status(str(value).upper())
+    except ValueError:
+        raise ConfigurationError(
+            f"unknown status {value!r}; use one of {', '.join(s.value for s in Status)}"
+        ) from None
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)

@@ -1,0 +1,141 @@
+"""Job, Status and the table of allowed moves; pure, no I/O."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from jobengine.errors import IllegalMove
+
+
+class Status(enum.StrEnum):
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    RUNNING = "RUNNING"
+    TO_CANCEL = "TO_CANCEL"
+    CANCELED = "CANCELED"
+    SUCCESS = "SUCCESS"
+    WARNING = "WARNING"
+    FAILURE = "FAILURE"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.CANCELED, Status.SUCCESS, Status.WARNING, Status.FAILURE})
+OUTCOMES = frozenset({Status.SUCCESS, Status.WARNING, Status.FAILURE})
+ACTIVE = frozenset({Status.QUEUED, Status.RUNNING, Status.TO_CANCEL})
+
+P, Q, R, T, C = Status.PENDING, Status.QUEUED, Status.RUNNING, Status.TO_CANCEL, Status.CANCELED
+
+# (from, to) -> the one verb that names the move everywhere.
+MOVES: dict[tuple[Status, Status], str] = {
+    (P, Q): "claim",
+    (P, C): "cancel",
+    (Q, C): "cancel",
+    (Q, R): "start",
+    (Q, P): "release",
+    (R, T): "cancel",
+    (R, P): "retry",
+    (T, P): "retry",
+    (R, Status.FAILURE): "finish",
+    (T, C): "cancel",
+}
+for _outcome in OUTCOMES:
+    MOVES[(R, _outcome)] = "finish"
+    MOVES[(T, _outcome)] = "finish"
+
+# reap is a second verb for RUNNING/TO_CANCEL -> FAILURE (worker dead, timed out, crashed).
+REAP_MOVES = frozenset({(R, Status.FAILURE), (T, Status.FAILURE)})
+
+VERBS = frozenset(MOVES.values()) | {"submit", "reap"}
+
+
+def check_move(source: Status, target: Status, verb: str) -> None:
+    """Raise IllegalMove unless `verb` may move a job from `source` to `target`."""
+    allowed = MOVES.get((source, target))
+    if verb == "reap" and (source, target) in REAP_MOVES:
+        return
+    if allowed is None:
+        raise IllegalMove(
+            f"a job cannot move from {source} to {target}; "
+            f"allowed from {source}: {sorted(t.value for s, t in MOVES if s == source) or 'none'}"
+        )
+    if allowed != verb:
+        raise IllegalMove(f"{source} -> {target} is a '{allowed}', not a '{verb}'")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of the jobs table, as the engine sees it."""
+
+    id: int
+    type: str
+    queue: str
+    priority: int
+    status: Status
+    args: dict[str, Any]
+    run_at: float
+    created_at: float
+    attempt: int
+    max_attempts: int
+    timeout: float | None = None
+    queued_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    worker: str | None = None
+    heartbeat: float | None = None
+    output: str | None = None
+    errors: str | None = None
+    result: Any = None
+    progress: float | None = None
+    parent: int | None = None
+    rerun_of: int | None = None
+    schedule: str | None = None
+    fire_time: float | None = None
+    cancel_requested_at: float | None = None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        values: dict[str, Any] = {name: row.get(name) for name in cls.__dataclass_fields__}
+        values["status"] = Status(row["status"])
+        values["args"] = json.loads(row["args"]) if row.get("args") else {}
+        values["result"] = json.loads(row["result"]) if row.get("result") else None
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["status"] = self.status.value
+        return data
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of job_events: a move, who made it and why."""
+
+    id: int
+    job_id: int
+    at: float
+    verb: str
+    from_status: Status | None
+    to_status: Status
+    actor: str
+    reason: str | None
+    attempt: int
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Event:
+        return cls(
+            id=row["id"],
+            job_id=row["job_id"],
+            at=row["at"],
+            verb=row["verb"],
+            from_status=Status(row["from_status"]) if row["from_status"] else None,
+            to_status=Status(row["to_status"]),
+            actor=row["actor"],
+            reason=row["reason"],
+            attempt=row["attempt"],
+        )

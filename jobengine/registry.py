@@ -1,0 +1,113 @@
+"""Job types: a name mapped to a function and its defaults; only registered types ever run."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobengine.errors import ConfigurationError, InvalidArguments, UnknownJobType
+
+ISOLATIONS = ("thread", "process")
+JobFunction = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    function: JobFunction
+    queue: str = "default"
+    priority: int = 0
+    timeout: float | None = None
+    max_attempts: int = 1
+    isolation: str = "thread"
+    idempotent: bool = False
+    signature: inspect.Signature = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "signature", inspect.signature(self.function))
+        if self.isolation not in ISOLATIONS:
+            raise ConfigurationError(
+                f"job type {self.name!r}: isolation must be one of {ISOLATIONS}, "
+                f"not {self.isolation!r}"
+            )
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"job type {self.name!r}: max_attempts must be 1 or more")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ConfigurationError(f"job type {self.name!r}: timeout must be positive seconds")
+
+    @property
+    def takes_context(self) -> bool:
+        parameters = list(self.signature.parameters)
+        return bool(parameters) and parameters[0] == "ctx"
+
+    def encode_arguments(self, arguments: dict[str, Any]) -> str:
+        """The arguments as JSON, checked to bind to the function; else InvalidArguments."""
+        try:
+            text = json.dumps(arguments, allow_nan=False, sort_keys=True)
+        except (TypeError, ValueError) as error:
+            raise InvalidArguments(
+                f"arguments of job type {self.name!r} must be JSON (str, int, float, bool, None, "
+                f"lists and dicts with string keys): {error}"
+            ) from error
+        if json.loads(text) != arguments or _has_non_finite(arguments):
+            raise InvalidArguments(
+                f"arguments of job type {self.name!r} would change when stored as JSON "
+                "(tuples, non-string dict keys or sets); pass lists and string keys instead"
+            )
+        self.bind(arguments)
+        return text
+
+    def bind(self, arguments: dict[str, Any]) -> None:
+        leading = [None] if self.takes_context else []
+        try:
+            self.signature.bind(*leading, **arguments)
+        except TypeError as error:
+            raise InvalidArguments(
+                f"arguments do not fit job type {self.name!r}{self.signature}: {error}"
+            ) from error
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(item) for item in value)
+    return False
+
+
+class Registry:
+    """Names to job types."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, JobType] = {}
+
+    def add(self, job_type: JobType) -> None:
+        existing = self._types.get(job_type.name)
+        if existing is not None and existing.function is not job_type.function:
+            raise ConfigurationError(
+                f"job type {job_type.name!r} is registered twice; give one of them another name="
+            )
+        self._types[job_type.name] = job_type
+
+    def get(self, name: str) -> JobType:
+        try:
+            return self._types[name]
+        except KeyError:
+            known = (
+                ", ".join(sorted(self._types)) or "none (pass --app or register with @engine.job)"
+            )
+            raise UnknownJobType(
+                f"job type {name!r} is not registered; known types: {known}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def names(self) -> list[str]:
+        return sorted(self._types)

@@ -1,0 +1,47 @@
+"""The job_logs table: each job's own log lines, written in batches, read by job and attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from jobengine.store.database import Database
+
+
+@dataclass(frozen=True)
+class LogLine:
+    job_id: int
+    attempt: int
+    at: float
+    level: str
+    text: str
+    id: int = 0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> LogLine:
+        return cls(row["job_id"], row["attempt"], row["at"], row["level"], row["text"], row["id"])
+
+
+class LogStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def append(self, lines: Sequence[LogLine]) -> None:
+        """Write a batch of lines in one transaction."""
+        if not lines:
+            return
+        with self.database.transaction() as transaction:
+            transaction.execute_many(
+                "INSERT INTO job_logs (job_id, attempt, at, level, text) VALUES (?, ?, ?, ?, ?)",
+                [(line.job_id, line.attempt, line.at, line.level, line.text) for line in lines],
+            )
+
+    def read(self, job_id: int, after: int = 0, limit: int = 10_000) -> list[LogLine]:
+        """Lines of a job in the order written, from the line after id `after`."""
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT * FROM job_logs WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
+                (job_id, after, limit),
+            )
+        return [LogLine.from_row(row) for row in rows]
