@@ -1,7 +1,189 @@
-"""`jobengine worker` commands (filled in by later work)."""
+"""`jobengine worker|workers|restart`: run a worker, list workers, ask them to restart."""
 
 from __future__ import annotations
 
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any, TypeVar
+
 import click
 
-COMMANDS: list[click.Command] = []
+from jobengine import joblog
+from jobengine.cli import engine_of
+from jobengine.cli.output import print_json, print_table, when
+from jobengine.worker import Settings, Worker
+
+DEFAULTS = Settings()
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def setup_logging(log_file: str | None, level: str = "INFO") -> None:
+    """The worker's own log: one line per move, to stderr and a rotating file."""
+    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        handlers.append(
+            logging.handlers.RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=5)
+        )
+    root = logging.getLogger()
+    root.setLevel(level)
+    for handler in handlers:
+        handler.setFormatter(formatter)
+        handler.addFilter(joblog.NotFromJobs())
+        root.addHandler(handler)
+
+
+def _option(name: str, help_text: str, **extra: Any) -> Callable[[F], F]:
+    variable = "JOBENGINE_" + name.strip("-").upper().replace("-", "_")
+    decorator: Callable[[F], F] = click.option(
+        name, envvar=variable, show_envvar=True, show_default=True, help=help_text, **extra
+    )
+    return decorator
+
+
+@click.command("worker")
+@_option("--concurrency", "Jobs run at once (threads).", default=DEFAULTS.concurrency, type=int)
+@_option("--queues", "Comma-separated queues to serve. [default: all]", default="")
+@_option(
+    "--poll-interval",
+    "Seconds between checks for due jobs.",
+    default=DEFAULTS.poll_interval,
+    type=float,
+)
+@_option(
+    "--shutdown-timeout",
+    "Seconds running jobs get to finish on SIGTERM.",
+    default=DEFAULTS.shutdown_timeout,
+    type=float,
+)
+@_option(
+    "--cancel-grace",
+    "Seconds between the cancel flag and an exception in the job.",
+    default=DEFAULTS.cancel_grace,
+    type=float,
+)
+@_option(
+    "--kill-grace",
+    "Seconds between SIGTERM and SIGKILL of a process-isolated job.",
+    default=DEFAULTS.kill_grace,
+    type=float,
+)
+@_option(
+    "--heartbeat-interval",
+    "Seconds between heartbeats.",
+    default=DEFAULTS.heartbeat_interval,
+    type=float,
+)
+@_option(
+    "--dead-after",
+    "Seconds of silence after which a worker is declared dead.",
+    default=DEFAULTS.dead_after,
+    type=float,
+)
+@_option(
+    "--schedule-interval",
+    "Seconds between ticks of the recurring schedules.",
+    default=DEFAULTS.schedule_interval,
+    type=float,
+)
+@_option("--log-file", "The worker's own log file ('' for none).", default="jobengine.log")
+@_option("--log-level", "The worker's own log level.", default="INFO")
+@click.pass_context
+def worker(
+    context: click.Context,
+    concurrency: int,
+    queues: str,
+    poll_interval: float,
+    shutdown_timeout: float,
+    cancel_grace: float,
+    kill_grace: float,
+    heartbeat_interval: float,
+    dead_after: float,
+    schedule_interval: float,
+    log_file: str,
+    log_level: str,
+) -> None:
+    """Claim and run jobs until SIGTERM or SIGINT (a second signal stops waiting)."""
+    engine = engine_of(context)
+    settings = Settings(
+        concurrency=concurrency,
+        queues=tuple(q for q in queues.split(",") if q),
+        poll_interval=poll_interval,
+        heartbeat_interval=heartbeat_interval,
+        dead_after=dead_after,
+        shutdown_timeout=shutdown_timeout,
+        cancel_grace=cancel_grace,
+        kill_grace=kill_grace,
+        schedule_interval=schedule_interval,
+    )
+    setup_logging(log_file or None, log_level.upper())
+    instance = Worker(engine, settings)
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        logging.getLogger("jobengine.worker").info("received %s", signal.Signals(number).name)
+        instance.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if instance.run() == "restart":
+        engine.close()
+        os.execv(sys.executable, [sys.executable, "-m", "jobengine", *sys.argv[1:]])
+
+
+@click.command("workers")
+@click.option("--all", "everything", is_flag=True, help="Include stopped and dead workers.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def workers(context: click.Context, everything: bool, as_json: bool) -> None:
+    """List workers: host, pid, age, heartbeat age, running jobs and state."""
+    engine = engine_of(context)
+    records = engine.store.workers.find(include_stopped=everything)
+    now = time.time()
+    rows = []
+    for record in records:
+        running = len(engine.store.jobs.find(worker=record.id, limit=10_000, status=_ACTIVE))
+        rows.append(
+            {
+                **vars(record),
+                "running_jobs": running,
+                "heartbeat_age": round(now - record.heartbeat, 1),
+            }
+        )
+    if as_json:
+        print_json(rows)
+        return
+    print_table(
+        ["id", "host", "pid", "started", "heartbeat age", "running", "state"],
+        [
+            [
+                r["id"],
+                r["host"],
+                r["pid"],
+                when(r["started_at"]),
+                f"{r['heartbeat_age']} s",
+                r["running_jobs"],
+                r["state"],
+            ]
+            for r in rows
+        ],
+    )
+
+
+@click.command("restart")
+@click.pass_context
+def restart(context: click.Context) -> None:
+    """Ask every running worker, on every host, to drain and start again."""
+    count = engine_of(context).store.workers.request("restart")
+    click.echo(f"asked {count} worker(s) to restart")
+
+
+from jobengine.model import ACTIVE  # noqa: E402
+
+_ACTIVE = sorted(ACTIVE)
+COMMANDS = [worker, workers, restart]

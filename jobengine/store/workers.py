@@ -9,7 +9,8 @@ from typing import Any
 
 from jobengine.store.database import Database
 
-RUNNING, DRAINING, STOPPED = "running", "draining", "stopped"
+RUNNING, DRAINING, STOPPED, DEAD = "running", "draining", "stopped", "dead"
+LIVE = (RUNNING, DRAINING)
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,31 @@ class WorkerStore:
                 (state, now, worker, expected),
             )
         return bool(rows)
+
+    def find_dead(self, cutoff: float) -> list[WorkerRecord]:
+        """Workers that claim to be alive but have not beaten since `cutoff`."""
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT * FROM workers WHERE state IN (?, ?) AND heartbeat < ?",
+                (*LIVE, cutoff),
+            )
+        return [WorkerRecord.from_row(row) for row in rows]
+
+    def on_host(self, host: str) -> list[WorkerRecord]:
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT * FROM workers WHERE host = ? AND state IN (?, ?)", (host, *LIVE)
+            )
+        return [WorkerRecord.from_row(row) for row in rows]
+
+    def orphaned_jobs(self, cutoff: float) -> list[dict[str, Any]]:
+        """Active jobs whose worker is not alive (gone, stopped, dead, or silent since cutoff)."""
+        with self.database.transaction(write=False) as transaction:
+            return transaction.execute(
+                "SELECT j.id, j.attempt, j.status, j.worker, j.type, j.max_attempts,"
+                " w.heartbeat AS worker_heartbeat, w.state AS worker_state FROM jobs j"
+                " LEFT JOIN workers w ON w.id = j.worker"
+                " WHERE j.status IN ('QUEUED', 'RUNNING', 'TO_CANCEL')"
+                " AND (w.id IS NULL OR w.state NOT IN (?, ?) OR w.heartbeat < ?)",
+                (*LIVE, cutoff),
+            )

@@ -1,0 +1,5 @@
+"""`python -m jobengine` runs the command line."""
+
+from jobengine.cli import main
+
+main()

@@ -1,0 +1,100 @@
+"""The job's context: its identity, its log, progress, and the cooperative cancel helpers."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+_current = threading.local()
+
+
+class JobCanceled(BaseException):
+    """Raised inside a job that is being stopped (cancel, timeout or shutdown).
+
+    It derives from BaseException so that `except Exception:` in job code does not swallow it.
+    """
+
+
+def current_job() -> JobContext | None:
+    """The context of the job running in this thread, or None outside a job."""
+    return getattr(_current, "context", None)
+
+
+def set_current(context: JobContext | None) -> None:
+    _current.context = context
+
+
+def raise_in_thread(thread_id: int, exception: type[BaseException] | None) -> bool:
+    """Raise `exception` asynchronously in a thread (None clears a pending one)."""
+    target = ctypes.py_object(exception) if exception is not None else None
+    changed = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
+    return bool(changed == 1)
+
+
+@dataclass
+class JobContext:
+    """What a job function receives as `ctx`; also returned by `jobengine.current_job()`."""
+
+    job_id: int
+    attempt: int
+    type: str
+    log: logging.Logger
+    report_progress: Callable[[float, str | None], None] = field(repr=False)
+    stop_kind: str | None = None
+    stop_reason: str | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    thread_id: int | None = field(default=None, repr=False)
+    running: bool = field(default=False, repr=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.cancel_event.is_set()
+
+    def check_cancel(self) -> None:
+        """Raise JobCanceled if this job is being stopped; call it often in long loops."""
+        if self.cancel_event.is_set():
+            raise JobCanceled(self.stop_reason or "canceled")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, but wake and raise JobCanceled at once if the job is being stopped."""
+        self.cancel_event.wait(seconds)
+        self.check_cancel()
+
+    def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report progress between 0 and 1 (shown in `jobengine show` and the dashboard)."""
+        self.report_progress(max(0.0, min(1.0, float(fraction))), message)
+
+    def request_stop(self, kind: str, reason: str) -> bool:
+        """Step 1 of the ladder: set the cancel flag. kind: cancel, timeout or shutdown.
+
+        Returns False if a stop was already requested (the first kind and reason stand).
+        """
+        with self.lock:
+            if self.stop_kind is not None:
+                return False
+            self.stop_kind, self.stop_reason = kind, reason
+        self.cancel_event.set()
+        return True
+
+    def interrupt(self) -> bool:
+        """Step 2 of the ladder: raise JobCanceled inside the job's thread while it runs."""
+        with self.lock:
+            if not self.running or self.thread_id is None:
+                return False
+            return raise_in_thread(self.thread_id, JobCanceled)
+
+    def begin(self) -> None:
+        with self.lock:
+            self.thread_id = threading.get_ident()
+            self.running = True
+
+    def end(self) -> None:
+        """The job function has returned: no interrupt may land after this point."""
+        with self.lock:
+            self.running = False
+            if self.thread_id is not None:
+                raise_in_thread(self.thread_id, None)

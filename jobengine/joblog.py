@@ -1,0 +1,169 @@
+"""Per-job log capture: logging and print() from a job's thread go to that job's log only."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from jobengine.errors import DatabaseUnavailable
+from jobengine.store import LogLine, LogStore
+
+DEFAULT_CAP = 10 * 1024 * 1024
+_sink = threading.local()
+log = logging.getLogger("jobengine.worker")
+
+
+class JobLog:
+    """The log of one attempt of one job: lines go to a writer until the size cap is reached."""
+
+    def __init__(
+        self,
+        job_id: int,
+        attempt: int,
+        emit: Callable[[LogLine], None],
+        cap: int = DEFAULT_CAP,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.job_id, self.attempt, self.emit, self.cap, self.clock = (
+            job_id,
+            attempt,
+            emit,
+            cap,
+            clock,
+        )
+        self.size = 0
+        self.truncated = False
+        self.partial: dict[str, str] = {}
+        self.lock = threading.Lock()
+
+    def write(self, level: str, text: str) -> None:
+        with self.lock:
+            if self.truncated:
+                return
+            self.size += len(text.encode("utf-8", "replace")) + 1
+            if self.size > self.cap:
+                self.truncated = True
+                text, level = f"[log truncated: more than {self.cap} bytes]", "WARNING"
+            self.emit(LogLine(self.job_id, self.attempt, self.clock(), level, text))
+
+    def write_stream(self, stream: str, text: str) -> None:
+        """Collect printed text into whole lines."""
+        pending = self.partial.get(stream, "") + text
+        *lines, rest = pending.split("\n")
+        self.partial[stream] = rest
+        for line in lines:
+            self.write(stream, line)
+
+    def close(self) -> None:
+        for stream, rest in list(self.partial.items()):
+            if rest:
+                self.write(stream, rest)
+        self.partial.clear()
+
+
+def current_log() -> JobLog | None:
+    return getattr(_sink, "log", None)
+
+
+def attach(job_log: JobLog | None) -> None:
+    """Route this thread's logging and printing to `job_log` (None stops it)."""
+    _sink.log = job_log
+
+
+class RoutingHandler(logging.Handler):
+    """Sends records made in a job's thread to that job's log."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        job_log = current_log()
+        if job_log is not None:
+            job_log.write(record.levelname, self.format(record))
+
+
+class NotFromJobs(logging.Filter):
+    """Keeps job lines out of the worker's own log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return current_log() is None
+
+
+class StreamRouter:
+    """Stands in for sys.stdout/sys.stderr: a job thread's output goes to its log."""
+
+    def __init__(self, name: str, original: TextIO) -> None:
+        self.name, self.original = name, original
+
+    def write(self, text: str) -> int:
+        job_log = current_log()
+        if job_log is None:
+            return self.original.write(text)
+        job_log.write_stream(self.name, text)
+        return len(text)
+
+    def flush(self) -> None:
+        if current_log() is None:
+            self.original.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.original, name)
+
+
+_installed = 0
+_install_lock = threading.Lock()
+_handler = RoutingHandler()
+_handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+
+
+def install() -> None:
+    """Install the routing (once per process; counted, so nested workers are fine)."""
+    global _installed
+    with _install_lock:
+        _installed += 1
+        if _installed > 1:
+            return
+        logging.getLogger().addHandler(_handler)
+        sys.stdout = StreamRouter("STDOUT", sys.stdout)
+        sys.stderr = StreamRouter("STDERR", sys.stderr)
+
+
+def uninstall() -> None:
+    global _installed
+    with _install_lock:
+        _installed -= 1
+        if _installed > 0:
+            return
+        logging.getLogger().removeHandler(_handler)
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if isinstance(stream, StreamRouter):
+                setattr(sys, name, stream.original)
+
+
+class LogWriter:
+    """Buffers log lines of every job and writes them to job_logs in batches."""
+
+    def __init__(self, store: LogStore, batch: int = 500) -> None:
+        self.store, self.batch = store, batch
+        self.pending: list[LogLine] = []
+        self.lock = threading.Lock()
+        self.flush_lock = threading.Lock()
+
+    def add(self, line: LogLine) -> None:
+        with self.lock:
+            self.pending.append(line)
+
+    def flush(self) -> None:
+        """Write what is buffered; on a database outage keep it for the next flush."""
+        with self.flush_lock:
+            with self.lock:
+                lines, self.pending = self.pending, []
+            for start in range(0, len(lines), self.batch):
+                try:
+                    self.store.append(lines[start : start + self.batch])
+                except DatabaseUnavailable:
+                    with self.lock:
+                        self.pending = lines[start:] + self.pending
+                    raise

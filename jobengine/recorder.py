@@ -1,0 +1,175 @@
+"""Decides the move that records each finished attempt and writes them in batches."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobengine.errors import DatabaseUnavailable
+from jobengine.joblog import LogWriter
+from jobengine.model import Job, Status
+from jobengine.registry import JobType
+from jobengine.runner import Outcome
+from jobengine.store import Move, Store
+from jobengine.store.jobs import EVENT_SQL, apply_move
+
+log = logging.getLogger("jobengine.worker")
+MAX_RETRY_DELAY = 3600.0
+
+
+def retry_delay(attempt: int, base: float = 1.0) -> float:
+    """Exponential backoff with jitter: about base * 2^attempt seconds, at most an hour."""
+    return float(min(MAX_RETRY_DELAY, base * 2**attempt) * random.uniform(0.5, 1.5))
+
+
+def may_retry(job: Job, job_type: JobType | None) -> bool:
+    return job.attempt < job.max_attempts
+
+
+@dataclass
+class Record:
+    """One attempt's end: the moves to try in order (the first whose guard holds wins)."""
+
+    job: Job
+    moves: list[Move]
+    on_done: Callable[[Move | None], None] = field(default=lambda move: None)
+
+
+def decide(
+    job: Job,
+    job_type: JobType | None,
+    outcome: Outcome,
+    stop_kind: str | None,
+    actor: str,
+    now: float,
+) -> list[Move]:
+    """The moves that record `outcome`, for the job being RUNNING or TO_CANCEL."""
+    return [
+        _decide(job, source, job_type, outcome, stop_kind, actor, now)
+        for source in (Status.RUNNING, Status.TO_CANCEL)
+    ]
+
+
+def _decide(
+    job: Job,
+    source: Status,
+    job_type: JobType | None,
+    outcome: Outcome,
+    stop_kind: str | None,
+    actor: str,
+    now: float,
+) -> Move:
+    ended: dict[str, Any] = {
+        "finished_at": now,
+        "output": outcome.output,
+        "errors": outcome.errors,
+        "result": outcome.result_json,
+    }
+    guard: dict[str, Any] = {
+        "job_id": job.id,
+        "attempt": job.attempt,
+        "source": source,
+        "actor": actor,
+        "worker": actor,
+    }
+    reason = outcome.errors.splitlines()[0] if outcome.errors else None
+    if not outcome.stopped:
+        if outcome.failed and source is Status.RUNNING and may_retry(job, job_type):
+            return _retry(guard, job, job_type, now, f"attempt {job.attempt} failed: {reason}")
+        note = "finished before the cancel took effect" if source is Status.TO_CANCEL else None
+        return Move(
+            **guard, target=outcome.status, verb="finish", reason=note or reason, changes=ended
+        )
+    if source is Status.TO_CANCEL and stop_kind in ("cancel", "shutdown", None):
+        return Move(**guard, target=Status.CANCELED, verb="cancel", reason=reason, changes=ended)
+    if source is Status.RUNNING and may_retry(job, job_type) and stop_kind != "cancel":
+        return _retry(guard, job, job_type, now, reason or "stopped")
+    return Move(**guard, target=Status.FAILURE, verb="reap", reason=reason, changes=ended)
+
+
+def _retry(
+    guard: dict[str, Any], job: Job, job_type: JobType | None, now: float, reason: str
+) -> Move:
+    delay = retry_delay(job.attempt)
+    changes = {
+        "attempt": job.attempt + 1,
+        "run_at": now + delay,
+        "worker": None,
+        "started_at": None,
+        "queued_at": None,
+    }
+    return Move(
+        **guard,
+        target=Status.PENDING,
+        verb="retry",
+        reason=f"{reason}; retry {job.attempt + 1} of {job.max_attempts} in {delay:.1f} s",
+        changes=changes,
+    )
+
+
+def note(
+    store: Store, job: Job, status: Status, verb: str, actor: str, reason: str, now: float
+) -> None:
+    """An event row that records a step without a move (e.g. a cancel ladder step)."""
+    with store.database.transaction() as transaction:
+        transaction.execute(
+            EVENT_SQL, (job.id, now, verb, status.value, status.value, actor, reason, job.attempt)
+        )
+
+
+def save_progress(store: Store, job: Job, fraction: float) -> None:
+    """Store a running job's progress (not a move: the status does not change)."""
+    with store.database.transaction() as transaction:
+        transaction.execute(
+            "UPDATE jobs SET progress = ? WHERE id = ? AND attempt = ?"
+            " AND status IN ('RUNNING', 'TO_CANCEL')",
+            (fraction, job.id, job.attempt),
+        )
+
+
+class Recorder:
+    """Gathers finished attempts and writes them (logs first) in one transaction per batch."""
+
+    def __init__(self, store: Store, logs: LogWriter, clock: Callable[[], float]) -> None:
+        self.store, self.logs, self.clock = store, logs, clock
+        self.pending: list[Record] = []
+        self.lock = threading.Lock()
+        self.flush_lock = threading.Lock()
+        self.has_work = threading.Event()
+
+    def add(self, record: Record) -> None:
+        with self.lock:
+            self.pending.append(record)
+        self.has_work.set()
+
+    def flush(self) -> int:
+        """Write logs, then every pending record; raise DatabaseUnavailable and keep them."""
+        with self.flush_lock:
+            with self.lock:
+                records, self.pending = self.pending, []
+                self.has_work.clear()
+            try:
+                self.logs.flush()
+                won = self._write(records)
+            except DatabaseUnavailable:
+                with self.lock:
+                    self.pending = records + self.pending
+                raise
+        for record, move in zip(records, won, strict=True):
+            record.on_done(move)
+        return len(records)
+
+    def _write(self, records: list[Record]) -> list[Move | None]:
+        if not records:
+            return []
+        now = self.clock()
+        won: list[Move | None] = []
+        with self.store.database.transaction() as transaction:
+            for record in records:
+                winner = next((m for m in record.moves if apply_move(transaction, m, now)), None)
+                won.append(winner)
+        return won

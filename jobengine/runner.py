@@ -1,0 +1,83 @@
+"""Runs one job: calls its function with its context and log attached; writes nothing itself."""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from jobengine import joblog
+from jobengine.context import JobCanceled, JobContext, set_current
+from jobengine.joblog import JobLog
+from jobengine.model import OUTCOMES, Status
+from jobengine.registry import JobType
+
+STATUS_NAMES = {status.value for status in OUTCOMES}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What running a job came to, before it is recorded."""
+
+    status: Status
+    output: str | None = None
+    errors: str | None = None
+    result_json: str | None = None
+    stopped: bool = False
+
+    @property
+    def failed(self) -> bool:
+        return self.status is Status.FAILURE
+
+
+def interpret(value: Any) -> Outcome:
+    """Turn a job function's return value into an outcome.
+
+    None: SUCCESS. "SUCCESS" / "WARNING" / "FAILURE": that status. A tuple (status, output,
+    errors) as CloudBolt actions return. Anything else: SUCCESS with the value as the result.
+    """
+    if value is None:
+        return Outcome(Status.SUCCESS)
+    if isinstance(value, str) and value.upper() in STATUS_NAMES:
+        return Outcome(Status(value.upper()))
+    if isinstance(value, tuple) and value and str(value[0]).upper() in STATUS_NAMES:
+        output = value[1] if len(value) > 1 else None
+        errors = value[2] if len(value) > 2 else None
+        return Outcome(Status(str(value[0]).upper()), _text(output), _text(errors))
+    try:
+        return Outcome(Status.SUCCESS, result_json=json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as error:
+        return Outcome(Status.FAILURE, errors=f"the job returned a value that is not JSON: {error}")
+
+
+def _text(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
+def failure_of(error: BaseException) -> Outcome:
+    text = "".join(traceback.format_exception(error))
+    return Outcome(Status.FAILURE, errors=f"{type(error).__name__}: {error}\n\n{text}")
+
+
+def run_job(job_type: JobType, args: dict[str, Any], context: JobContext, log: JobLog) -> Outcome:
+    """Run the job in this thread; its logging and printing go to `log`."""
+    set_current(context)
+    joblog.attach(log)
+    try:
+        try:
+            context.begin()
+            leading = [context] if job_type.takes_context else []
+            value = job_type.function(*leading, **args)
+        finally:
+            context.end()
+        return interpret(value)
+    except JobCanceled:
+        return Outcome(Status.CANCELED, errors=context.stop_reason, stopped=True)
+    except BaseException as error:
+        log.write("ERROR", "".join(traceback.format_exception(error)).rstrip())
+        return failure_of(error)
+    finally:
+        log.close()
+        joblog.attach(None)
+        set_current(None)

@@ -1,0 +1,444 @@
+"""The worker: claims due jobs up to its free capacity, runs them, records outcomes, stops them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from jobengine import __version__, joblog
+from jobengine.context import JobContext
+from jobengine.errors import DatabaseUnavailable
+from jobengine.executors import Executor, Running, ThreadExecutor
+from jobengine.joblog import JobLog, LogWriter
+from jobengine.model import Job, Status
+from jobengine.reaper import Reaper
+from jobengine.recorder import Record, Recorder, decide, note, save_progress
+from jobengine.runner import Outcome, run_job
+from jobengine.store import Move, WorkerRecord
+from jobengine.store.jobs import CHANNEL
+from jobengine.store.workers import DRAINING, RUNNING
+
+if TYPE_CHECKING:
+    from jobengine.engine import Engine
+
+log = logging.getLogger("jobengine.worker")
+MAX_BACKOFF = 5.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    concurrency: int = 10
+    queues: tuple[str, ...] = ()
+    poll_interval: float = 1.0
+    heartbeat_interval: float = 5.0
+    dead_after: float = 20.0
+    shutdown_timeout: float = 30.0
+    cancel_grace: float = 1.0
+    kill_grace: float = 5.0
+    schedule_interval: float = 60.0
+    log_cap: int = joblog.DEFAULT_CAP
+
+
+class Worker:
+    """One worker: `run()` until stopped, or `run_once()` / `drain()` in the caller's thread."""
+
+    def __init__(self, engine: Engine, settings: Settings | None = None) -> None:
+        self.engine, self.settings = engine, settings or Settings()
+        self.store = engine.store
+        self.clock = engine.clock
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.logs = LogWriter(self.store.logs)
+        self.recorder = Recorder(self.store, self.logs, self.clock.now)
+        self.executors: dict[str, Executor] = {
+            "thread": ThreadExecutor(self.settings.concurrency, self.settings.cancel_grace)
+        }
+        self.running: dict[int, Running] = {}
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.hurry = threading.Event()
+        self.recording_done = threading.Event()
+        self.draining = False
+        self.exit_reason = "stopped"
+        self.next_beat = self.next_reap = self.next_tick = 0.0
+        self.reaper = Reaper(
+            self.store, engine.registry, self.id, self.settings.dead_after, self.clock.now
+        )
+        engine.on_submit(self.wake.set)
+
+    # -- claiming and starting ------------------------------------------------------------------
+
+    def free_capacity(self) -> int:
+        with self.lock:
+            return self.settings.concurrency - len(self.running)
+
+    def claim(self) -> list[Job]:
+        """Claim up to the free capacity and start what was claimed; return the started jobs."""
+        free = self.free_capacity()
+        if free <= 0 or self.draining:
+            return []
+        now = self.clock.now()
+        jobs = self.store.jobs.claim(self.id, self.settings.queues, free, now)
+        if not jobs:
+            return []
+        for job in jobs:
+            log.info("claim job %s (%s) attempt %s", job.id, job.type, job.attempt)
+        return self.start(jobs)
+
+    def start(self, jobs: list[Job]) -> list[Job]:
+        """Move claimed jobs to RUNNING in one transaction; release those of unknown types."""
+        now = self.clock.now()
+        moves, unknown = [], []
+        for job in jobs:
+            if job.type in self.engine.registry:
+                moves.append(
+                    Move(
+                        job.id,
+                        job.attempt,
+                        Status.QUEUED,
+                        Status.RUNNING,
+                        "start",
+                        self.id,
+                        changes={"started_at": now},
+                        worker=self.id,
+                    )
+                )
+            else:
+                unknown.append(job)
+        self._fail_unknown(unknown, now)
+        won = self.store.jobs.move_many(moves, now)
+        started = [
+            job for job, ok in zip([j for j in jobs if j not in unknown], won, strict=True) if ok
+        ]
+        for job in started:
+            log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
+        return started
+
+    def _fail_unknown(self, jobs: list[Job], now: float) -> None:
+        """A job whose type this worker does not know: give it back, or fail it with a reason."""
+        moves = []
+        for job in jobs:
+            reason = f"job type {job.type!r} is not registered in worker {self.id}"
+            log.error("release job %s: %s", job.id, reason)
+            moves.append(
+                Move(
+                    job.id,
+                    job.attempt,
+                    Status.QUEUED,
+                    Status.PENDING,
+                    "release",
+                    self.id,
+                    reason,
+                    {"worker": None, "run_at": now + 60},
+                    worker=self.id,
+                )
+            )
+        self.store.jobs.move_many(moves, now)
+
+    def prepare(self, job: Job) -> Running:
+        """Everything a started job needs to run: its type, context and log."""
+        job_type = self.engine.registry.get(job.type)
+        job_log = JobLog(job.id, job.attempt, self.logs.add, self.settings.log_cap, self.clock.now)
+        context = JobContext(
+            job.id,
+            job.attempt,
+            job.type,
+            logging.getLogger(f"job.{job.type}"),
+            self._progress_reporter(job, job_log),
+        )
+        now = time.monotonic()
+        running = Running(
+            job, job_type, context, job_log, now, now + job.timeout if job.timeout else None
+        )
+        with self.lock:
+            self.running[job.id] = running
+        return running
+
+    def launch(self, job: Job) -> Running:
+        """Hand a started job to its executor."""
+        running = self.prepare(job)
+        self.executors[running.job_type.isolation].submit(running, self._finished)
+        return running
+
+    def _progress_reporter(self, job: Job, job_log: JobLog) -> Callable[[float, str | None], None]:
+        last = [0.0]
+
+        def report(fraction: float, message: str | None) -> None:
+            job_log.write("INFO", f"progress {fraction:.0%}{': ' + message if message else ''}")
+            if time.monotonic() - last[0] >= 1.0 or fraction >= 1.0:
+                last[0] = time.monotonic()
+                save_progress(self.store, job, fraction)
+
+        return report
+
+    # -- recording ------------------------------------------------------------------------------
+
+    def _finished(self, running: Running, outcome: Outcome) -> None:
+        context = running.context
+        moves = decide(
+            running.job, running.job_type, outcome, context.stop_kind, self.id, self.clock.now()
+        )
+        self.recorder.add(Record(running.job, moves, lambda move: self._recorded(running, move)))
+        self.wake.set()
+
+    def _recorded(self, running: Running, move: Move | None) -> None:
+        job = running.job
+        if move is None:
+            log.warning("job %s: outcome not recorded, the job was taken from this worker", job.id)
+        else:
+            elapsed = time.monotonic() - running.started
+            log.info(
+                "%s job %s %s -> %s in %.3f s%s",
+                move.verb,
+                job.id,
+                move.source,
+                move.target,
+                elapsed,
+                f" ({move.reason})" if move.reason else "",
+            )
+        with self.lock:
+            self.running.pop(job.id, None)
+        running.ended.set()
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def request_stop(self, running: Running, kind: str, reason: str) -> None:
+        """Step 1 of the ladder: set the job's cancel flag, and note it."""
+        if not running.context.request_stop(kind, reason):
+            return
+        running.stop_requested = time.monotonic()
+        running.step = 1
+        running.log.write("WARNING", f"{kind}: {reason}; step 1: asked the job to stop")
+        status = Status.TO_CANCEL if kind == "cancel" else Status.RUNNING
+        note(
+            self.store,
+            running.job,
+            status,
+            kind,
+            self.id,
+            f"{reason}; step 1: cancel flag set",
+            self.clock.now(),
+        )
+
+    def check_stops(self) -> None:
+        """Find cancel requests and timeouts, and climb the ladder for jobs being stopped."""
+        with self.lock:
+            active = list(self.running.values())
+        if not active:
+            return
+        for job in self.store.jobs.owned(self.id, [Status.TO_CANCEL]):
+            running = next((r for r in active if r.job.id == job.id), None)
+            if running is not None:
+                self.request_stop(running, "cancel", "canceled")
+        now = time.monotonic()
+        for running in active:
+            if running.deadline is not None and now >= running.deadline:
+                self.request_stop(running, "timeout", f"timed out after {running.job.timeout:g} s")
+            step = self.executors[running.job_type.isolation].escalate(running, now)
+            if step:
+                running.log.write("WARNING", step)
+                note(
+                    self.store,
+                    running.job,
+                    Status.RUNNING,
+                    running.context.stop_kind or "cancel",
+                    self.id,
+                    step,
+                    self.clock.now(),
+                )
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Claim what is due and run it in this thread, recording each outcome; return the count."""
+        free = self.free_capacity()
+        if free <= 0:
+            return 0
+        jobs = self.start(
+            self.store.jobs.claim(self.id, self.settings.queues, free, self.clock.now())
+        )
+        for job in jobs:
+            running = self.run_inline(job)
+            self.recorder.flush()
+            running.ended.wait()
+        return len(jobs)
+
+    def run_inline(self, job: Job) -> Running:
+        """Run a started job in the caller's thread (run_once)."""
+        running = self.prepare(job)
+        outcome = run_job(running.job_type, job.args, running.context, running.log)
+        self._finished(running, outcome)
+        return running
+
+    def drain(self) -> int:
+        """run_once() until nothing is due; return how many jobs ran."""
+        total = 0
+        while count := self.run_once():
+            total += count
+        return total
+
+    def stop(self) -> None:
+        """Drain and stop; called a second time, stop waiting for running jobs."""
+        if self.stopping.is_set():
+            self.hurry.set()
+        self.stopping.set()
+        self.wake.set()
+
+    def run(self) -> str:
+        """Work until stop(), then drain; returns 'stopped' or 'restart' (asked to restart)."""
+        self.register()
+        joblog.install()
+        threads = [
+            threading.Thread(
+                target=self.store.database.listen,
+                daemon=True,
+                name="listener",
+                args=(CHANNEL, lambda _: self.wake.set(), self.stopping),
+            ),
+            threading.Thread(target=self._record_loop, daemon=True, name="recorder"),
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self._loop()
+            self.shutdown()
+        finally:
+            self.recording_done.set()
+            joblog.uninstall()
+        return self.exit_reason
+
+    def register(self) -> None:
+        now = self.clock.now()
+        self.store.workers.register(
+            WorkerRecord(
+                self.id,
+                socket.gethostname(),
+                os.getpid(),
+                now,
+                now,
+                list(self.settings.queues),
+                self.settings.concurrency,
+                __version__,
+                RUNNING,
+            )
+        )
+        log.info(
+            "worker %s started: queues %s, concurrency %s",
+            self.id,
+            ",".join(self.settings.queues) or "all",
+            self.settings.concurrency,
+        )
+        self.reaper.recover_previous_incarnations(socket.gethostname(), self.id)
+        self.engine.schedules.sync()
+
+    def _loop(self) -> None:
+        backoff = 0.1
+        while not self.stopping.is_set():
+            try:
+                self.housekeeping()
+                self.check_stops()
+                for job in self.claim():
+                    self.launch(job)
+                backoff = 0.1
+                self.wake.wait(self.settings.poll_interval)
+                self.wake.clear()
+            except Exception as error:
+                if isinstance(error, DatabaseUnavailable):
+                    log.warning("database unavailable (%s); again in %.1f s", error, backoff)
+                else:
+                    log.exception("unexpected error in the worker loop; carrying on")
+                self.stopping.wait(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+
+    def housekeeping(self) -> None:
+        """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
+        now, monotonic = self.clock.now(), time.monotonic()
+        if monotonic >= self.next_beat:
+            self.next_beat = monotonic + self.settings.heartbeat_interval
+            request = self.store.workers.beat(self.id, now, DRAINING if self.draining else RUNNING)
+            if request:
+                self.store.workers.clear_request(self.id)
+                log.info("worker %s asked to %s", self.id, request)
+                self.exit_reason = "restart" if request == "restart" else "stopped"
+                self.stop()
+        if monotonic >= self.next_reap:
+            self.next_reap = monotonic + self.settings.heartbeat_interval
+            self.reaper.reap()
+        if now >= self.next_tick:
+            interval = self.settings.schedule_interval
+            self.next_tick = (now // interval + 1) * interval
+            self.engine.schedules.tick(now)
+
+    def shutdown(self) -> None:
+        """Stop claiming, let jobs finish for the shutdown timeout, then stop the rest."""
+        self.draining = True
+        log.info("worker %s draining: %s jobs running", self.id, len(self.running))
+        self._beat_quietly()
+        self._wait_for_jobs(time.monotonic() + self.settings.shutdown_timeout, self.hurry)
+        for running in list(self.running.values()):
+            self.request_stop(running, "shutdown", "interrupted by shutdown")
+        self._wait_for_jobs(time.monotonic() + self.settings.kill_grace + 0.5, None)
+        for running in list(self.running.values()):
+            log.error("job %s could not be stopped; recording it as interrupted", running.job.id)
+            self._finished(
+                running,
+                Outcome(
+                    Status.CANCELED,
+                    errors="interrupted by shutdown; its thread could not be stopped",
+                    stopped=True,
+                ),
+            )
+        self._flush_until(time.monotonic() + 5)
+        for executor in self.executors.values():
+            executor.close(0.5)
+        try:
+            self.store.workers.stop(self.id, self.clock.now())
+        except DatabaseUnavailable:
+            log.warning("could not mark worker %s stopped; the reaper will", self.id)
+        log.info("worker %s stopped", self.id)
+
+    def _wait_for_jobs(self, deadline: float, cut_short: threading.Event | None) -> None:
+        while self.running and time.monotonic() < deadline:
+            if cut_short is not None and cut_short.is_set():
+                return
+            with contextlib.suppress(DatabaseUnavailable):
+                self.check_stops()
+            self.wake.wait(0.05)
+            self.wake.clear()
+
+    def _beat_quietly(self) -> None:
+        with contextlib.suppress(DatabaseUnavailable):
+            self.store.workers.beat(self.id, self.clock.now(), DRAINING)
+
+    def _flush_until(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            try:
+                self.recorder.flush()
+                return
+            except DatabaseUnavailable:
+                time.sleep(0.2)
+        log.error(
+            "worker %s: outcomes could not be recorded; the reaper will deal with them", self.id
+        )
+
+    def _record_loop(self) -> None:
+        backoff = 0.1
+        while not self.recording_done.is_set():
+            if not self.recorder.has_work.wait(0.2):
+                continue
+            time.sleep(0.002)  # gather what finishes at the same moment into one batch
+            try:
+                self.recorder.flush()
+                backoff = 0.1
+            except Exception as error:
+                log.warning("cannot record outcomes (%s); again in %.1f s", error, backoff)
+                time.sleep(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
