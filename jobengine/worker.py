@@ -47,6 +47,14 @@ class Settings:
     log_cap: int = joblog.DEFAULT_CAP
 
 
+def job_logger(job_type: str) -> logging.Logger:
+    """`ctx.log`: passes INFO and up whatever the root level, to the job's own log."""
+    logger = logging.getLogger(f"job.{job_type}")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return logger
+
+
 class Worker:
     """One worker: `run()` until stopped, or `run_once()` / `drain()` in the caller's thread."""
 
@@ -151,7 +159,7 @@ class Worker:
             job.id,
             job.attempt,
             job.type,
-            logging.getLogger(f"job.{job.type}"),
+            job_logger(job.type),
             self._progress_reporter(job, job_log),
         )
         now = time.monotonic()
