@@ -1,9 +1,13 @@
-"""Where jobs run: a pool of threads (the default) and the cancel ladder's thread steps."""
+"""Where jobs run: pooled threads or pooled child processes, and their cancel-ladder steps."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import os
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -12,7 +16,8 @@ from typing import Protocol
 
 from jobengine.context import JobCanceled, JobContext
 from jobengine.joblog import JobLog
-from jobengine.model import Job
+from jobengine.model import Job, Status
+from jobengine.process import child_main, receive, send
 from jobengine.registry import JobType
 from jobengine.runner import Outcome, run_job
 
@@ -32,6 +37,7 @@ class Running:
     stop_requested: float | None = None
     step: int = 0
     last_push: float = 0.0
+    forwarded: bool = False
     ended: threading.Event = field(default_factory=threading.Event)
 
 
@@ -106,7 +112,7 @@ class ThreadExecutor:
         self.pool.submit(task)
 
     def escalate(self, running: Running, now: float) -> str | None:
-        if running.stop_requested is None or now - running.stop_requested < self.cancel_grace:
+        if running.stop_requested is None or now - running.stop_requested < grace(running, self):
             return None
         if now - running.last_push < self.cancel_grace:
             return None
@@ -119,4 +125,146 @@ class ThreadExecutor:
         return "step 2: raised JobCanceled inside the job's thread"
 
     def close(self, wait: float) -> None:
+        self.pool.close(wait)
+
+
+def grace(running: Running, executor: ThreadExecutor | ProcessExecutor) -> float:
+    """Seconds between asking a job to stop and forcing it; none left at shutdown."""
+    return 0.0 if running.context.stop_kind == "shutdown" else executor.cancel_grace
+
+
+class ChildProcess:
+    """One pooled child process and the pipe to it."""
+
+    def __init__(self, context: multiprocessing.context.SpawnContext) -> None:
+        ours, theirs = context.Pipe()
+        self.process = context.Process(target=child_main, args=(theirs,), name="jobengine-job")
+        self.process.start()
+        theirs.close()
+        self.connection = ours
+        self.lock = threading.Lock()
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid or 0
+
+    def kill(self) -> None:
+        """SIGKILL the child's whole process group (it leads one): stops anything it runs."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self.process.join(1.0)
+        self.connection.close()
+
+    def end_description(self) -> str:
+        self.process.join(1.0)
+        code = self.process.exitcode
+        if code is None:
+            return "stopped answering"
+        if code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+
+class ProcessExecutor:
+    """Runs each job in a reused child process; stops it by flag, SIGTERM, then SIGKILL."""
+
+    def __init__(
+        self, concurrency: int, cancel_grace: float, kill_grace: float, log_cap: int
+    ) -> None:
+        self.context = multiprocessing.get_context("spawn")
+        self.cancel_grace, self.kill_grace, self.log_cap = cancel_grace, kill_grace, log_cap
+        self.pool = ThreadPool(concurrency, "process-job")
+        self.idle: list[ChildProcess] = []
+        self.busy: dict[int, ChildProcess] = {}
+        self.lock = threading.Lock()
+
+    def submit(self, running: Running, finished: Finished) -> None:
+        self.pool.submit(lambda: finished(running, self._supervise(running)))
+
+    def _take(self) -> ChildProcess:
+        with self.lock:
+            while self.idle:
+                child = self.idle.pop()
+                if child.process.is_alive():
+                    return child
+        return ChildProcess(self.context)
+
+    def _supervise(self, running: Running) -> Outcome:
+        job, function = running.job, running.job_type.function
+        child = self._take()
+        with self.lock:
+            self.busy[job.id] = child
+        try:
+            send(
+                child.connection,
+                child.lock,
+                {
+                    "job": job.id,
+                    "attempt": job.attempt,
+                    "type": job.type,
+                    "args": job.args,
+                    "module": function.__module__,
+                    "function": function.__qualname__,
+                    "log_cap": running.log.cap,
+                },
+            )
+            outcome = self._collect(child, running)
+        except (EOFError, OSError):
+            outcome = self._died(child, running)
+        finally:
+            with self.lock:
+                self.busy.pop(job.id, None)
+        if outcome.stopped:
+            child.kill()
+        else:
+            with self.lock:
+                self.idle.append(child)
+        return outcome
+
+    def _collect(self, child: ChildProcess, running: Running) -> Outcome:
+        while True:
+            message = receive(child.connection)
+            if "log" in message:
+                level, text, _ = message["log"]
+                running.log.write(level, text)
+            elif "progress" in message:
+                running.context.progress(message["progress"], message["message"])
+            elif "outcome" in message:
+                fields = message["outcome"]
+                return Outcome(Status(fields.pop("status")), **fields)
+
+    def _died(self, child: ChildProcess, running: Running) -> Outcome:
+        end = f"the job's process {child.pid} {child.end_description()}"
+        reason = running.context.stop_reason
+        return Outcome(Status.FAILURE, errors=f"{reason}; {end}" if reason else end, stopped=True)
+
+    def escalate(self, running: Running, now: float) -> str | None:
+        with self.lock:
+            child = self.busy.get(running.job.id)
+        if child is None or running.stop_requested is None:
+            return None
+        if not running.forwarded:
+            running.forwarded = True
+            kind, reason = running.context.stop_kind, running.context.stop_reason
+            with contextlib.suppress(OSError):
+                send(child.connection, child.lock, {"stop": kind, "reason": reason})
+        elapsed = now - running.stop_requested
+        if running.step < 3 and elapsed >= grace(running, self):
+            running.step = 3
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGTERM)
+            return f"step 3: sent SIGTERM to the job's process {child.pid}"
+        if running.step < 4 and elapsed >= grace(running, self) + self.kill_grace:
+            running.step = 4
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.pid, signal.SIGKILL)
+            return f"step 4: killed the job's process group {child.pid} with SIGKILL"
+        return None
+
+    def close(self, wait: float) -> None:
+        with self.lock:
+            children = self.idle + list(self.busy.values())
+            self.idle = []
+        for child in children:
+            child.kill()
         self.pool.close(wait)

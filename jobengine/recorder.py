@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from jobengine.store.jobs import EVENT_SQL, apply_move
 
 log = logging.getLogger("jobengine.worker")
 MAX_RETRY_DELAY = 3600.0
+MAX_BACKOFF = 5.0
 
 
 def retry_delay(attempt: int, base: float = 1.0) -> float:
@@ -173,3 +175,29 @@ class Recorder:
                 winner = next((m for m in record.moves if apply_move(transaction, m, now)), None)
                 won.append(winner)
         return won
+
+    def run(self, done: threading.Event) -> None:
+        """Flush as outcomes arrive until `done`; a database outage only delays them."""
+        backoff = 0.1
+        while not done.is_set():
+            if not self.has_work.wait(0.2):
+                continue
+            time.sleep(0.002)  # gather what finishes at the same moment into one batch
+            try:
+                self.flush()
+                backoff = 0.1
+            except Exception as error:
+                log.warning("cannot record outcomes (%s); again in %.1f s", error, backoff)
+                time.sleep(backoff)
+                backoff = min(MAX_BACKOFF, backoff * 2)
+
+    def flush_until(self, deadline: float) -> bool:
+        """Flush, retrying through an outage until the monotonic `deadline`."""
+        while time.monotonic() < deadline:
+            try:
+                self.flush()
+                return True
+            except DatabaseUnavailable:
+                time.sleep(0.2)
+        log.error("outcomes could not be recorded; the reaper will deal with their jobs")
+        return False

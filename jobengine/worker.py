@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING
 from jobengine import __version__, joblog
 from jobengine.context import JobContext
 from jobengine.errors import DatabaseUnavailable
-from jobengine.executors import Executor, Running, ThreadExecutor
+from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecutor
 from jobengine.joblog import JobLog, LogWriter
+from jobengine.ladder import Ladder
 from jobengine.model import Job, Status
 from jobengine.reaper import Reaper
-from jobengine.recorder import Record, Recorder, decide, note, save_progress
+from jobengine.recorder import Record, Recorder, decide, save_progress
 from jobengine.runner import Outcome, run_job
 from jobengine.store import Move, WorkerRecord
 from jobengine.store.jobs import CHANNEL
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobengine.worker")
 MAX_BACKOFF = 5.0
+STOP_CHECK_INTERVAL = 0.25  # how often a worker with running jobs looks for cancels
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,15 @@ class Worker:
         self.logs = LogWriter(self.store.logs)
         self.recorder = Recorder(self.store, self.logs, self.clock.now)
         self.executors: dict[str, Executor] = {
-            "thread": ThreadExecutor(self.settings.concurrency, self.settings.cancel_grace)
+            "thread": ThreadExecutor(self.settings.concurrency, self.settings.cancel_grace),
+            "process": ProcessExecutor(
+                self.settings.concurrency,
+                self.settings.cancel_grace,
+                self.settings.kill_grace,
+                self.settings.log_cap,
+            ),
         }
+        self.ladder = Ladder(self.store, self.executors, self.id, self.clock.now)
         self.running: dict[int, Running] = {}
         self.lock = threading.Lock()
         self.wake = threading.Event()
@@ -191,6 +200,8 @@ class Worker:
 
     def _finished(self, running: Running, outcome: Outcome) -> None:
         context = running.context
+        if outcome.stopped or context.stop_kind:
+            outcome = self.ladder.explain(running, outcome)
         moves = decide(
             running.job, running.job_type, outcome, context.stop_kind, self.id, self.clock.now()
         )
@@ -216,52 +227,13 @@ class Worker:
             self.running.pop(job.id, None)
         running.ended.set()
 
-    # -- stopping -------------------------------------------------------------------------------
-
     def request_stop(self, running: Running, kind: str, reason: str) -> None:
-        """Step 1 of the ladder: set the job's cancel flag, and note it."""
-        if not running.context.request_stop(kind, reason):
-            return
-        running.stop_requested = time.monotonic()
-        running.step = 1
-        running.log.write("WARNING", f"{kind}: {reason}; step 1: asked the job to stop")
-        status = Status.TO_CANCEL if kind == "cancel" else Status.RUNNING
-        note(
-            self.store,
-            running.job,
-            status,
-            kind,
-            self.id,
-            f"{reason}; step 1: cancel flag set",
-            self.clock.now(),
-        )
+        self.ladder.request_stop(running, kind, reason)
 
     def check_stops(self) -> None:
-        """Find cancel requests and timeouts, and climb the ladder for jobs being stopped."""
         with self.lock:
             active = list(self.running.values())
-        if not active:
-            return
-        for job in self.store.jobs.owned(self.id, [Status.TO_CANCEL]):
-            running = next((r for r in active if r.job.id == job.id), None)
-            if running is not None:
-                self.request_stop(running, "cancel", "canceled")
-        now = time.monotonic()
-        for running in active:
-            if running.deadline is not None and now >= running.deadline:
-                self.request_stop(running, "timeout", f"timed out after {running.job.timeout:g} s")
-            step = self.executors[running.job_type.isolation].escalate(running, now)
-            if step:
-                running.log.write("WARNING", step)
-                note(
-                    self.store,
-                    running.job,
-                    Status.RUNNING,
-                    running.context.stop_kind or "cancel",
-                    self.id,
-                    step,
-                    self.clock.now(),
-                )
+        self.ladder.check(active, self.id)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -311,7 +283,9 @@ class Worker:
                 name="listener",
                 args=(CHANNEL, lambda _: self.wake.set(), self.stopping),
             ),
-            threading.Thread(target=self._record_loop, daemon=True, name="recorder"),
+            threading.Thread(
+                target=self.recorder.run, args=(self.recording_done,), daemon=True, name="recorder"
+            ),
         ]
         for thread in threads:
             thread.start()
@@ -348,15 +322,19 @@ class Worker:
         self.engine.schedules.sync()
 
     def _loop(self) -> None:
-        backoff = 0.1
+        """Claim when woken or once a poll interval; check stops more often while jobs run."""
+        backoff, woken, next_claim = 0.1, True, 0.0
         while not self.stopping.is_set():
             try:
                 self.housekeeping()
                 self.check_stops()
-                for job in self.claim():
-                    self.launch(job)
+                if woken or time.monotonic() >= next_claim:
+                    next_claim = time.monotonic() + self.settings.poll_interval
+                    for job in self.claim():
+                        self.launch(job)
                 backoff = 0.1
-                self.wake.wait(self.settings.poll_interval)
+                pause = STOP_CHECK_INTERVAL if self.running else self.settings.poll_interval
+                woken = self.wake.wait(min(pause, max(0.0, next_claim - time.monotonic())))
                 self.wake.clear()
             except Exception as error:
                 if isinstance(error, DatabaseUnavailable):
@@ -404,7 +382,7 @@ class Worker:
                     stopped=True,
                 ),
             )
-        self._flush_until(time.monotonic() + 5)
+        self.recorder.flush_until(time.monotonic() + 5)
         for executor in self.executors.values():
             executor.close(0.5)
         try:
@@ -425,28 +403,3 @@ class Worker:
     def _beat_quietly(self) -> None:
         with contextlib.suppress(DatabaseUnavailable):
             self.store.workers.beat(self.id, self.clock.now(), DRAINING)
-
-    def _flush_until(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            try:
-                self.recorder.flush()
-                return
-            except DatabaseUnavailable:
-                time.sleep(0.2)
-        log.error(
-            "worker %s: outcomes could not be recorded; the reaper will deal with them", self.id
-        )
-
-    def _record_loop(self) -> None:
-        backoff = 0.1
-        while not self.recording_done.is_set():
-            if not self.recorder.has_work.wait(0.2):
-                continue
-            time.sleep(0.002)  # gather what finishes at the same moment into one batch
-            try:
-                self.recorder.flush()
-                backoff = 0.1
-            except Exception as error:
-                log.warning("cannot record outcomes (%s); again in %.1f s", error, backoff)
-                time.sleep(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
