@@ -227,6 +227,10 @@ class ProcessExecutor:
             if "log" in message:
                 level, text, _ = message["log"]
                 running.log.write(level, text)
+            elif "started" in message and running.job.timeout:
+                running.deadline = (
+                    time.monotonic() + running.job.timeout
+                )  # spawning is not run time
             elif "progress" in message:
                 running.context.progress(message["progress"], message["message"])
             elif "outcome" in message:

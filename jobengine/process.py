@@ -71,6 +71,7 @@ class Child:
             _logger(message["type"]),
             self._send_progress,
         )
+        send(self.connection, self.lock, {"started": True})
         outcome = run_job(job_type, message["args"], self.context, job_log)
         self.context = None
         send(self.connection, self.lock, {"outcome": _encode(outcome)})
