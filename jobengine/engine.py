@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from jobengine.clock import Clock, SystemClock
-from jobengine.errors import ConfigurationError, JobEngineError, JobNotFound, MoveConflict
+from jobengine.errors import (
+    ConfigurationError,
+    IllegalMove,
+    JobEngineError,
+    JobNotFound,
+    MoveConflict,
+)
 from jobengine.model import Event, Job, Status
 from jobengine.registry import JobFunction, JobType, Registry
 from jobengine.store import DEFAULT_URL, LogLine, Move, NewJob, Store
@@ -23,6 +31,7 @@ Jobs = list[Job]
 Events = list[Event]
 LogLines = list[LogLine]
 URL_VARIABLE = "JOBENGINE_DATABASE_URL"
+JOB_OPTIONS = frozenset(f.name for f in fields(JobType) if f.init) - {"name", "function"}
 
 
 class Engine:
@@ -69,9 +78,17 @@ class Engine:
     def job(self, function: F | None = None, **options: Any) -> F | Callable[[F], F]:
         """Register a job type: `@engine.job` or `@engine.job(name=..., queue=..., timeout=...)`."""
 
+        unknown = sorted(set(options) - JOB_OPTIONS - {"name"})
+        if unknown:
+            raise ConfigurationError(
+                f"unknown option {unknown[0]!r} for @engine.job; "
+                f"use name, {', '.join(sorted(JOB_OPTIONS))}"
+            )
+
         def register(target: F) -> F:
-            name = options.pop("name", None) or target.__name__
-            self.registry.add(JobType(name=name, function=target, **options))
+            name = options.get("name") or target.__name__
+            settings = {key: value for key, value in options.items() if key != "name"}
+            self.registry.add(JobType(name=name, function=target, **settings))
             return target
 
         return register(function) if function is not None else register
@@ -105,8 +122,13 @@ class Engine:
         self.schedules.define(name, type, expression, **options)
 
     def on_submit(self, listener: Callable[[], None]) -> None:
-        """Call `listener` after each submit from this process (wakes in-process workers)."""
+        """Call `listener` after each submit or cancel from this process (wakes its workers)."""
         self._listeners.append(listener)
+
+    def wake_workers(self) -> None:
+        """Wake this process's workers now (other processes learn by NOTIFY or their poll)."""
+        for listener in list(self._listeners):
+            listener()
 
     # -- producing ------------------------------------------------------------------------------
 
@@ -134,18 +156,18 @@ class Engine:
             type=type,
             args_json=job_type.encode_arguments(values),
             queue=queue or job_type.queue,
-            priority=job_type.priority if priority is None else int(priority),
+            priority=job_type.priority if priority is None else _whole("priority", priority),
             run_at=self._run_at(run_at, delay),
-            max_attempts=max_attempts or job_type.max_attempts,
-            timeout=timeout if timeout is not None else job_type.timeout,
+            max_attempts=job_type.max_attempts if max_attempts is None else _attempts(max_attempts),
+            timeout=job_type.timeout if timeout is None else _seconds("timeout", timeout),
             parent=parent,
         )
         return self.insert(new_job, actor=actor, connection=connection)
 
     def insert(self, new_job: NewJob, actor: str, connection: Any = None) -> int:
         """Insert a validated job, in the caller's transaction when `connection` is given."""
-        if new_job.timeout is not None and new_job.timeout <= 0:
-            raise ConfigurationError("timeout must be a positive number of seconds")
+        if new_job.timeout is not None and not 0 < new_job.timeout < math.inf:
+            raise ConfigurationError("timeout must be a positive number of seconds (or None)")
         now = self.clock.now()
         database = self.store.database
         if connection is not None:
@@ -159,12 +181,10 @@ class Engine:
             raise JobEngineError(
                 f"schedule {new_job.schedule} already fired at {new_job.fire_time}"
             )
-        for listener in self._listeners:
-            listener()
+        self.wake_workers()
         return job_id
 
     def _run_at(self, run_at: datetime | float | None, delay: timedelta | float | None) -> float:
-        now = self.clock.now()
         if run_at is not None and delay is not None:
             raise ConfigurationError("give run_at or delay, not both")
         if isinstance(run_at, datetime):
@@ -172,12 +192,18 @@ class Engine:
                 raise ConfigurationError(
                     "run_at must be time-zone aware (e.g. datetime.now(timezone.utc))"
                 )
-            return run_at.timestamp()
-        if run_at is not None:
-            return float(run_at)
-        if isinstance(delay, timedelta):
-            return now + delay.total_seconds()
-        return now + float(delay or 0)
+            moment = run_at.timestamp()
+        elif run_at is not None:
+            moment = _seconds("run_at", run_at)
+        elif isinstance(delay, timedelta):
+            moment = self.clock.now() + delay.total_seconds()
+        else:
+            moment = self.clock.now() + _seconds("delay", delay or 0)
+        if not math.isfinite(moment):
+            raise ConfigurationError(
+                "run_at must be a finite time (seconds since the epoch or an aware datetime)"
+            )
+        return moment
 
     # -- observing and steering -----------------------------------------------------------------
 
@@ -195,7 +221,10 @@ class Engine:
         limit: int = 50,
         after: int | None = None,
     ) -> Jobs:
+        """Jobs newest first; pass the last id of a page as `after` to get the next page."""
         statuses = [status] if isinstance(status, str) else list(status or [])
+        if _whole("limit", limit) < 0:
+            raise ConfigurationError(f"limit must be 0 or more, not {limit}")
         return self.store.jobs.find(
             [parse_status(value) for value in statuses], type, queue, limit, after
         )
@@ -214,7 +243,7 @@ class Engine:
             if job.status is Status.TO_CANCEL:
                 return job.status
             if job.status.terminal:
-                raise JobEngineError(
+                raise IllegalMove(
                     f"job {job_id} already ended {job.status}; nothing to cancel"
                     " (use `jobengine rerun` to run it again)"
                 )
@@ -238,6 +267,7 @@ class Engine:
             except MoveConflict:
                 continue
             self.store.database.notify(CHANNEL)
+            self.wake_workers()
             return target
         raise MoveConflict(f"job {job_id} kept changing while it was being cancelled; try again")
 
@@ -260,6 +290,24 @@ class Engine:
             rerun_of=old.id,
         )
         return self.insert(new_job, actor=actor)
+
+
+def _whole(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"{name} must be a whole number, not {value!r}")
+    return value
+
+
+def _attempts(value: Any) -> int:
+    if _whole("max_attempts", value) < 1:
+        raise ConfigurationError(f"max_attempts must be 1 or more, not {value!r}")
+    return int(value)
+
+
+def _seconds(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
+    return float(value)
 
 
 def parse_status(value: Status | str) -> Status:

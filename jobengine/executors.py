@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import multiprocessing
 import os
 import queue
 import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Protocol
 
 from jobengine.context import JobCanceled, JobContext
 from jobengine.joblog import JobLog
 from jobengine.model import Job, Status
-from jobengine.process import child_main, receive, send
+from jobengine.process import PARENT_VARIABLE, PATH_VARIABLE, receive, send
 from jobengine.registry import JobType
 from jobengine.runner import Outcome, run_job
 
@@ -38,6 +42,7 @@ class Running:
     step: int = 0
     last_push: float = 0.0
     forwarded: bool = False
+    began: bool = False
     ended: threading.Event = field(default_factory=threading.Event)
 
 
@@ -134,31 +139,44 @@ def grace(running: Running, executor: ThreadExecutor | ProcessExecutor) -> float
 
 
 class ChildProcess:
-    """One pooled child process and the pipe to it."""
+    """One pooled child process (a fresh interpreter in its own session) and the pipe to it."""
 
-    def __init__(self, context: multiprocessing.context.SpawnContext) -> None:
-        ours, theirs = context.Pipe()
-        self.process = context.Process(target=child_main, args=(theirs,), name="jobengine-job")
-        self.process.start()
+    def __init__(self) -> None:
+        ours, theirs = socket.socketpair()
+        environment = {
+            **os.environ,
+            PATH_VARIABLE: json.dumps(sys.path),
+            PARENT_VARIABLE: str(os.getpid()),
+        }
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "jobengine.process", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            env=environment,
+            start_new_session=True,
+        )
         theirs.close()
-        self.connection = ours
+        self.connection = Connection(ours.detach())
         self.lock = threading.Lock()
 
     @property
     def pid(self) -> int:
-        return self.process.pid or 0
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
 
     def kill(self) -> None:
         """SIGKILL the child's whole process group (it leads one): stops anything it runs."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        self.process.join(1.0)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(1.0)
         self.connection.close()
 
     def end_description(self) -> str:
-        self.process.join(1.0)
-        code = self.process.exitcode
-        if code is None:
+        try:
+            code = self.popen.wait(1.0)
+        except subprocess.TimeoutExpired:
             return "stopped answering"
         if code < 0:
             return f"was killed by {signal.Signals(-code).name}"
@@ -171,7 +189,6 @@ class ProcessExecutor:
     def __init__(
         self, concurrency: int, cancel_grace: float, kill_grace: float, log_cap: int
     ) -> None:
-        self.context = multiprocessing.get_context("spawn")
         self.cancel_grace, self.kill_grace, self.log_cap = cancel_grace, kill_grace, log_cap
         self.pool = ThreadPool(concurrency, "process-job")
         self.idle: list[ChildProcess] = []
@@ -185,9 +202,9 @@ class ProcessExecutor:
         with self.lock:
             while self.idle:
                 child = self.idle.pop()
-                if child.process.is_alive():
+                if child.alive():
                     return child
-        return ChildProcess(self.context)
+        return ChildProcess()
 
     def _supervise(self, running: Running) -> Outcome:
         job, function = running.job, running.job_type.function
@@ -227,10 +244,10 @@ class ProcessExecutor:
             if "log" in message:
                 level, text, _ = message["log"]
                 running.log.write(level, text)
-            elif "started" in message and running.job.timeout:
-                running.deadline = (
-                    time.monotonic() + running.job.timeout
-                )  # spawning is not run time
+            elif "started" in message:
+                running.began = True
+                if running.job.timeout:  # the timeout counts from here, not from the spawn
+                    running.deadline = time.monotonic() + running.job.timeout
             elif "progress" in message:
                 running.context.progress(message["progress"], message["message"])
             elif "outcome" in message:
@@ -247,7 +264,7 @@ class ProcessExecutor:
             child = self.busy.get(running.job.id)
         if child is None or running.stop_requested is None:
             return None
-        if not running.forwarded:
+        if running.began and not running.forwarded:
             running.forwarded = True
             kind, reason = running.context.stop_kind, running.context.stop_reason
             with contextlib.suppress(OSError):

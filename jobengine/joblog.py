@@ -17,6 +17,15 @@ _sink = threading.local()
 log = logging.getLogger("jobengine.worker")
 
 
+def clean_text(text: str) -> str:
+    """Text every backend can store: NUL bytes and lone surrogates written as escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
 class JobLog:
     """The log of one attempt of one job: lines go to a writer until the size cap is reached."""
 
@@ -44,7 +53,8 @@ class JobLog:
         with self.lock:
             if self.truncated:
                 return
-            self.size += len(text.encode("utf-8", "replace")) + 1
+            text = clean_text(text)
+            self.size += len(text.encode("utf-8")) + 1
             if self.size > self.cap:
                 self.truncated = True
                 text, level = f"[log truncated: more than {self.cap} bytes]", "WARNING"
@@ -155,6 +165,12 @@ class LogWriter:
         with self.lock:
             self.pending.append(line)
 
+    @property
+    def buffered(self) -> int:
+        """How many lines wait to be written."""
+        with self.lock:
+            return len(self.pending)
+
     def flush(self) -> None:
         """Write what is buffered; on a database outage keep it for the next flush."""
         with self.flush_lock:
@@ -162,8 +178,21 @@ class LogWriter:
                 lines, self.pending = self.pending, []
             for start in range(0, len(lines), self.batch):
                 try:
-                    self.store.append(lines[start : start + self.batch])
+                    self._append(lines[start : start + self.batch])
                 except DatabaseUnavailable:
                     with self.lock:
                         self.pending = lines[start:] + self.pending
                     raise
+
+    def _append(self, lines: list[LogLine]) -> None:
+        """One batch; if the database refuses it, keep every line it accepts and drop the rest."""
+        try:
+            self.store.append(lines)
+        except DatabaseUnavailable:
+            raise
+        except Exception:
+            if len(lines) == 1:
+                log.exception("job %s: a log line could not be stored; dropped", lines[0].job_id)
+                return
+            for line in lines:
+                self._append([line])

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import importlib
 import json
 import os
@@ -17,8 +20,12 @@ from jobengine import joblog
 from jobengine.context import JobCanceled, JobContext
 from jobengine.joblog import JobLog
 from jobengine.registry import JobType
-from jobengine.runner import Outcome, run_job
+from jobengine.runner import Outcome, failure_of, run_job
 from jobengine.store import LogLine
+
+PR_SET_PDEATHSIG = 1
+PATH_VARIABLE = "JOBENGINE_CHILD_SYS_PATH"
+PARENT_VARIABLE = "JOBENGINE_WORKER_PID"  # the worker's import path, so the app imports
 
 
 def send(connection: Connection, lock: threading.Lock, message: dict[str, Any]) -> None:
@@ -35,6 +42,11 @@ def receive(connection: Connection) -> dict[str, Any]:
 
 def resolve(module_name: str, qualified_name: str) -> Any:
     """The job function, found by its module and name (the parent sent only names)."""
+    if module_name == "__main__":
+        raise ImportError(
+            f"{qualified_name} is defined in the script being run; process-isolated job "
+            "functions must live in an importable module"
+        )
     module = sys.modules.get(module_name) or importlib.import_module(module_name)
     target: Any = module
     for part in qualified_name.split("."):
@@ -52,7 +64,6 @@ class Child:
         self.jobs: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
 
     def serve(self) -> None:
-        os.setpgrp()  # its own process group, so a kill reaches whatever the job started
         signal.signal(signal.SIGTERM, self._on_terminate)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         joblog.install()
@@ -61,7 +72,12 @@ class Child:
             self.run(message)
 
     def run(self, message: dict[str, Any]) -> None:
-        function = resolve(message["module"], message["function"])
+        try:
+            function = resolve(message["module"], message["function"])
+        except Exception as error:
+            send(self.connection, self.lock, {"started": True})
+            send(self.connection, self.lock, {"outcome": _encode(failure_of(error))})
+            return
         job_type = JobType(name=message["type"], function=function)
         job_log = JobLog(message["job"], message["attempt"], self._send_line, message["log_cap"])
         self.context = JobContext(
@@ -117,6 +133,21 @@ def _encode(outcome: Outcome) -> dict[str, Any]:
     }
 
 
-def child_main(connection: Connection) -> None:
-    """Entry point of a pooled child process."""
-    Child(connection).serve()
+def die_with_parent() -> None:
+    """Linux: SIGKILL this child when the worker that started it dies, even mid C call."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if str(os.getppid()) != os.environ.get(PARENT_VARIABLE, str(os.getppid())):
+        os._exit(1)  # the worker died before the line above ran
+
+
+def main(arguments: list[str]) -> None:
+    """Entry point of a pooled child: `python -m jobengine.process FD`, in its own session."""
+    die_with_parent()
+    sys.path[:0] = [p for p in json.loads(os.environ.get(PATH_VARIABLE, "[]")) if p not in sys.path]
+    Child(Connection(int(arguments[0]))).serve()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

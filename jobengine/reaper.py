@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +12,17 @@ import psutil
 from jobengine.model import Status
 from jobengine.recorder import retry_delay
 from jobengine.registry import Registry
-from jobengine.store import LogLine, Move, Store
-from jobengine.store.workers import DEAD
+from jobengine.store import LogLine, Move, Store, WorkerRecord
+from jobengine.store.jobs import apply_move
+from jobengine.store.workers import LIVE, STOPPED
 
 log = logging.getLogger("jobengine.reaper")
+
+# An idempotent job whose attempts keep dying with their workers is retried past its
+# max_attempts, but not for ever: a job that kills every worker it runs on must stop somewhere.
+IDEMPOTENT_ATTEMPT_LIMIT = 10
+# psutil derives a process's start time from the boot time, which is known to the second.
+PID_REUSE_MARGIN = 2.0
 
 
 def _time(timestamp: float | None) -> str:
@@ -25,8 +31,29 @@ def _time(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def process_gone(pid: int, started_at: float) -> bool:
+    """True when no process of this host can be the worker `pid` that started at `started_at`.
+
+    A zombie has ended; a process started after the worker registered reuses its pid.
+    """
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return bool(process.create_time() > started_at + PID_REUSE_MARGIN)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False  # not ours to inspect (another user's process): assume it lives
+
+
 class Reaper:
-    """Runs in every worker; idempotent, every move guarded, so several at once are harmless."""
+    """Runs in every worker; idempotent, every move guarded, so several at once are harmless.
+
+    A dead worker is declared dead and its jobs are moved in one transaction that holds the
+    worker's row, so a worker that beats again at that moment either beats first (and keeps its
+    jobs) or finds them gone (and its late outcomes are refused by the guarded moves).
+    """
 
     def __init__(
         self,
@@ -43,93 +70,118 @@ class Reaper:
         """Declare silent workers dead and recover every job held by a worker not alive."""
         now = self.clock()
         cutoff = now - self.dead_after
-        for worker in self.store.workers.find_dead(cutoff):
-            if self.store.workers.mark(worker.id, DEAD, worker.state, now):
-                log.warning(
-                    "reap worker %s: no heartbeat since %s", worker.id, _time(worker.heartbeat)
-                )
-        return self.recover(self.store.workers.orphaned_jobs(cutoff), now)
+        return sum(self.bury(worker, now, cutoff) for worker in self.store.workers.suspects(cutoff))
 
     def recover_previous_incarnations(self, host: str, own_id: str) -> int:
         """At start-up: workers of this host whose process is gone are dead now, not in 20 s."""
         now = self.clock()
+        count = 0
         for worker in self.store.workers.on_host(host):
-            gone = worker.id != own_id and not _alive(worker.pid)
-            if gone and self.store.workers.mark(worker.id, DEAD, worker.state, now):
-                log.warning("reap worker %s: its process %s is gone", worker.id, worker.pid)
-        return self.recover(self.store.workers.orphaned_jobs(now - self.dead_after), now)
+            if worker.id != own_id and process_gone(worker.pid, worker.started_at):
+                cause = f"its process {worker.pid} is gone"
+                count += self.bury(worker.id, now, now - self.dead_after, cause)
+        return count + self.reap()
 
-    def recover(self, rows: list[dict[str, Any]], now: float) -> int:
-        moves = [self._move(row, now) for row in rows]
-        won = self.store.jobs.move_many(moves, now)
-        lines = []
-        for move, ok in zip(moves, won, strict=True):
-            if ok:
-                log.warning("%s job %s: %s", move.verb, move.job_id, move.reason)
-                lines.append(
-                    LogLine(
-                        move.job_id, move.attempt, now, "WARNING", f"{move.verb}: {move.reason}"
-                    )
+    def recover_process(self, host: str, pid: int, cause: str) -> int:
+        """A process of this host is known to have ended (its parent saw it): reap its workers."""
+        now = self.clock()
+        count = 0
+        for worker in self.store.workers.on_host(host):
+            if worker.pid == pid:
+                count += self.bury(worker.id, now, now - self.dead_after, cause)
+        return count
+
+    def bury(self, worker: str, now: float, cutoff: float, cause: str | None = None) -> int:
+        """Declare `worker` dead (unless it beat since `cutoff` and no `cause` is known) and
+        move every job it holds; return how many jobs moved."""
+        with self.store.database.transaction() as transaction:
+            record = self.store.workers.lock(transaction, worker)
+            if record is not None and record.state in LIVE:
+                if cause is None and record.heartbeat >= cutoff:
+                    return 0
+                self.store.workers.declare_dead(transaction, worker, now)
+                log.warning(
+                    "reap worker %s: no heartbeat since %s%s",
+                    worker,
+                    _time(record.heartbeat),
+                    f" ({cause})" if cause else "",
                 )
-        self.store.logs.append(lines)
-        return len(lines)
+            silent_since = cutoff if record is None else None
+            rows = self.store.workers.held_jobs(transaction, worker, silent_since)
+            why = _why(worker, record, cause, rows)
+            moves = [self.move(row, why, now) for row in rows]
+            won = [move for move in moves if apply_move(transaction, move, now)]
+        for move in won:
+            log.warning("%s job %s: %s", move.verb, move.job_id, move.reason)
+        self.store.logs.append(
+            [LogLine(m.job_id, m.attempt, now, "WARNING", f"{m.verb}: {m.reason}") for m in won]
+        )
+        return len(won)
 
-    def _move(self, row: dict[str, Any], now: float) -> Move:
+    def move(self, row: dict[str, Any], why: str, now: float) -> Move:
+        """The move for one job of a dead worker (the job's row as `held_jobs` returns it)."""
         source = Status(row["status"])
-        if row["worker_state"] is None:
-            why = f"worker {row['worker']} is not registered"
-        else:
-            why = f"worker {row['worker']} stopped heartbeating at {_time(row['worker_heartbeat'])}"
-        guard: dict[str, Any] = {
-            "job_id": row["id"],
-            "attempt": row["attempt"],
-            "source": source,
-            "actor": self.actor,
-            "worker": row["worker"],
-        }
-        if source is Status.QUEUED:
-            return Move(
-                **guard,
-                target=Status.PENDING,
-                verb="release",
-                reason=why,
-                changes={"worker": None, "queued_at": None},
-            )
-        if source is Status.TO_CANCEL:
-            return Move(
-                **guard,
-                target=Status.CANCELED,
-                verb="cancel",
-                reason=f"{why}; the job was being canceled",
-                changes={"finished_at": now},
-            )
-        job_type = self.registry.get(row["type"]) if row["type"] in self.registry else None
-        if row["attempt"] < row["max_attempts"] or (job_type is not None and job_type.idempotent):
-            delay = retry_delay(row["attempt"])
-            return Move(
-                **guard,
-                target=Status.PENDING,
-                verb="retry",
-                reason=f"{why}; attempt {row['attempt']} lost, retried",
-                changes={
-                    "worker": None,
-                    "attempt": row["attempt"] + 1,
-                    "run_at": now + delay,
-                    "started_at": None,
-                    "queued_at": None,
-                },
-            )
+        target, verb, reason, changes = self.decide(row, source, why, now)
         return Move(
-            **guard,
-            target=Status.FAILURE,
-            verb="reap",
-            reason=f"{why}; worker died while running this job",
-            changes={
-                "finished_at": now,
-                "errors": "worker died while running this job; rerun it if safe",
-            },
+            row["id"],
+            row["attempt"],
+            source,
+            target,
+            verb,
+            self.actor,
+            reason,
+            changes,
+            row["worker"],
         )
 
+    def decide(
+        self, row: dict[str, Any], source: Status, why: str, now: float
+    ) -> tuple[Status, str, str, dict[str, Any]]:
+        """QUEUED is released; TO_CANCEL ends canceled; RUNNING is retried if it may be, else
+        it fails: (target, verb, reason, changes)."""
+        if source is Status.QUEUED:
+            return Status.PENDING, "release", why, {"worker": None, "queued_at": None}
+        if source is Status.TO_CANCEL:
+            errors = "worker died while the job was being canceled"
+            return (
+                Status.CANCELED,
+                "cancel",
+                f"{why}; the job was being canceled, so it ends canceled",
+                {"finished_at": now, "errors": errors},
+            )
+        if self.may_retry(row):
+            delay = retry_delay(row["attempt"])
+            changes = {
+                "worker": None,
+                "attempt": row["attempt"] + 1,
+                "run_at": now + delay,
+                "started_at": None,
+                "queued_at": None,
+            }
+            reason = f"{why}; attempt {row['attempt']} lost, retry in {delay:.1f} s"
+            return Status.PENDING, "retry", reason, changes
+        errors = "worker died while running this job; rerun it if that is safe"
+        reason = f"{why}; worker died while running this job"
+        return Status.FAILURE, "reap", reason, {"finished_at": now, "errors": errors}
 
-def _alive(pid: int) -> bool:
-    return pid == os.getpid() or psutil.pid_exists(pid)
+    def may_retry(self, row: dict[str, Any]) -> bool:
+        """Attempts left, or a job type declared idempotent (up to IDEMPOTENT_ATTEMPT_LIMIT)."""
+        if row["attempt"] < row["max_attempts"]:
+            return True
+        known = row["type"] in self.registry
+        idempotent = known and self.registry.get(row["type"]).idempotent
+        return idempotent and row["attempt"] < IDEMPOTENT_ATTEMPT_LIMIT
+
+
+def _why(
+    worker: str, record: WorkerRecord | None, cause: str | None, rows: list[dict[str, Any]]
+) -> str:
+    """The reason written on each job of a dead worker."""
+    if record is None:
+        last = max((row["heartbeat"] for row in rows if row["heartbeat"]), default=None)
+        text = f"worker {worker} is not registered and stopped heartbeating at {_time(last)}"
+    elif record.state == STOPPED:
+        text = f"worker {worker} stopped at {_time(record.stopped_at)} without recording this job"
+    else:
+        text = f"worker {worker} stopped heartbeating at {_time(record.heartbeat)}"
+    return f"{text} ({cause})" if cause else text

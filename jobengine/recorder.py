@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobengine.errors import DatabaseUnavailable
-from jobengine.joblog import LogWriter
+from jobengine.joblog import LogWriter, clean_text
 from jobengine.model import Job, Status
 from jobengine.registry import JobType
 from jobengine.runner import Outcome
@@ -21,6 +21,7 @@ from jobengine.store.jobs import EVENT_SQL, apply_move
 log = logging.getLogger("jobengine.worker")
 MAX_RETRY_DELAY = 3600.0
 MAX_BACKOFF = 5.0
+LOG_INTERVAL = 0.2  # the longest a running job's log line waits to be written
 
 
 def retry_delay(attempt: int, base: float = 1.0) -> float:
@@ -124,13 +125,36 @@ def note(
 
 
 def save_progress(store: Store, job: Job, fraction: float) -> None:
-    """Store a running job's progress (not a move: the status does not change)."""
-    with store.database.transaction() as transaction:
-        transaction.execute(
-            "UPDATE jobs SET progress = ? WHERE id = ? AND attempt = ?"
-            " AND status IN ('RUNNING', 'TO_CANCEL')",
-            (fraction, job.id, job.attempt),
-        )
+    """Store a running job's progress (not a move: the status does not change).
+
+    Called from the job's own thread: a database outage must not fail the job, so it only
+    costs this one progress value (the job's log still has the progress line).
+    """
+    try:
+        with store.database.transaction() as transaction:
+            transaction.execute(
+                "UPDATE jobs SET progress = ? WHERE id = ? AND attempt = ?"
+                " AND status IN ('RUNNING', 'TO_CANCEL')",
+                (fraction, job.id, job.attempt),
+            )
+    except DatabaseUnavailable as error:
+        log.warning("job %s: progress not saved (%s)", job.id, error)
+
+
+def unstorable(move: Move, error: Exception, now: float) -> Move:
+    """The last resort for an outcome the database refuses: FAILURE saying why."""
+    text = f"the outcome could not be stored ({type(error).__name__}: {error})"
+    return Move(
+        job_id=move.job_id,
+        attempt=move.attempt,
+        source=move.source,
+        target=Status.FAILURE,
+        verb="finish",
+        actor=move.actor,
+        reason=text.splitlines()[0][:500],
+        changes={"finished_at": now, "errors": clean_text(text)},
+        worker=move.worker,
+    )
 
 
 class Recorder:
@@ -166,8 +190,29 @@ class Recorder:
         return len(records)
 
     def _write(self, records: list[Record]) -> list[Move | None]:
+        """One transaction for the batch; if the database refuses it, one per record."""
         if not records:
             return []
+        try:
+            return self._write_batch(records)
+        except DatabaseUnavailable:
+            raise
+        except Exception:
+            log.exception("recording %s outcomes failed; recording them one by one", len(records))
+            return [self._write_alone(record) for record in records]
+
+    def _write_alone(self, record: Record) -> Move | None:
+        try:
+            return self._write_batch([record])[0]
+        except DatabaseUnavailable:
+            raise
+        except Exception as error:
+            log.exception("job %s: its outcome was refused; recording FAILURE", record.job.id)
+            now = self.clock()
+            fallback = [unstorable(move, error, now) for move in record.moves]
+            return self._write_batch([Record(record.job, fallback)])[0]
+
+    def _write_batch(self, records: list[Record]) -> list[Move | None]:
         now = self.clock()
         won: list[Move | None] = []
         with self.store.database.transaction() as transaction:
@@ -180,9 +225,10 @@ class Recorder:
         """Flush as outcomes arrive until `done`; a database outage only delays them."""
         backoff = 0.1
         while not done.is_set():
-            if not self.has_work.wait(0.2):
-                continue
-            time.sleep(0.002)  # gather what finishes at the same moment into one batch
+            if self.has_work.wait(LOG_INTERVAL):
+                time.sleep(0.002)  # gather what finishes at the same moment into one batch
+            elif not self.logs.buffered:
+                continue  # nothing finished: still write running jobs' lines, for `log --follow`
             try:
                 self.flush()
                 backoff = 0.1

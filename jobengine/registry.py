@@ -34,6 +34,12 @@ class JobType:
                 f"job type {self.name!r}: isolation must be one of {ISOLATIONS}, "
                 f"not {self.isolation!r}"
             )
+        if self.isolation == "process" and not _importable(self.function):
+            raise ConfigurationError(
+                f"job type {self.name!r}: a process-isolated job function must be defined at "
+                "the top level of an importable module (not nested, not in the script being "
+                "run), so its child process can import it"
+            )
         if self.max_attempts < 1:
             raise ConfigurationError(f"job type {self.name!r}: max_attempts must be 1 or more")
         if self.timeout is not None and self.timeout <= 0:
@@ -69,6 +75,11 @@ class JobType:
             raise InvalidArguments(
                 f"arguments do not fit job type {self.name!r}{self.signature}: {error}"
             ) from error
+
+
+def _importable(function: JobFunction) -> bool:
+    module = getattr(function, "__module__", "__main__")
+    return module != "__main__" and "<locals>" not in getattr(function, "__qualname__", "<locals>")
 
 
 def _has_non_finite(value: Any) -> bool:

@@ -52,16 +52,26 @@ def interpret(value: Any) -> Outcome:
 
 
 def _text(value: Any) -> str | None:
-    return None if value in (None, "") else str(value)
+    return None if value is None or value == "" else joblog.clean_text(str(value))
+
+
+def job_traceback(error: BaseException) -> str:
+    """The traceback of an error raised by job code, from the job's own frame down."""
+    trace = error.__traceback__
+    if trace is not None and trace.tb_frame.f_code is run_job.__code__ and trace.tb_next:
+        trace = trace.tb_next
+    return "".join(traceback.format_exception(type(error), error, trace))
 
 
 def failure_of(error: BaseException) -> Outcome:
-    text = "".join(traceback.format_exception(error))
-    return Outcome(Status.FAILURE, errors=f"{type(error).__name__}: {error}\n\n{text}")
+    """FAILURE with the exception's type, message and traceback in `errors`."""
+    text = f"{type(error).__name__}: {error}\n\n{job_traceback(error)}"
+    return Outcome(Status.FAILURE, errors=joblog.clean_text(text))
 
 
 def run_job(job_type: JobType, args: dict[str, Any], context: JobContext, log: JobLog) -> Outcome:
-    """Run the job in this thread; its logging and printing go to `log`."""
+    """Run the job in this thread; its logging and printing go to `log` (also in run_once)."""
+    joblog.install()
     set_current(context)
     joblog.attach(log)
     try:
@@ -75,9 +85,10 @@ def run_job(job_type: JobType, args: dict[str, Any], context: JobContext, log: J
     except JobCanceled:
         return Outcome(Status.CANCELED, errors=context.stop_reason, stopped=True)
     except BaseException as error:
-        log.write("ERROR", "".join(traceback.format_exception(error)).rstrip())
+        log.write("ERROR", job_traceback(error).rstrip())
         return failure_of(error)
     finally:
         log.close()
         joblog.attach(None)
         set_current(None)
+        joblog.uninstall()

@@ -1,23 +1,367 @@
-"""Recurring schedules: define, store and fire them idempotently (built by the recurring work)."""
+"""Recurring schedules: define them in code or at runtime, and fire each run exactly once."""
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from jobengine.cron import SKIP, Plan, Recurrence
+from jobengine.errors import (
+    ConfigurationError,
+    InvalidArguments,
+    InvalidSchedule,
+    JobEngineError,
+    JobNotFound,
+    UnknownJobType,
+)
+from jobengine.registry import JobType
+from jobengine.store import NewJob, Transaction
+from jobengine.store.schedules import (
+    CANCEL_PREVIOUS,
+    CODE,
+    DEFINITION,
+    RUNTIME,
+    TIMING,
+    Run,
+    Schedule,
+    check_definition,
+    encode,
+    options_of,
+)
 
 if TYPE_CHECKING:
     from jobengine.engine import Engine
 
+log = logging.getLogger("jobengine.scheduler")
+Schedules = list[Schedule]
+Times = list[float]
+Ids = list[int]
+Runs = list[Run]
+DEFAULT_GRACE = 120.0
+ACTOR = "scheduler"
+
+
+def recurrence_of(schedule: Schedule) -> Recurrence:
+    return Recurrence(schedule.expression, schedule.every, schedule.timezone)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A schedule defined in code: written to the database by `sync()`."""
+
+    type: str
+    expression: str | None
+    options: dict[str, Any]
+
 
 class Scheduler:
+    """The engine's schedules: the code's definitions, the runtime API and the tick."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.grace = DEFAULT_GRACE
+        self._definitions: dict[str, Definition] = {}
+
+    # -- defined in code ------------------------------------------------------------------------
 
     def define(self, name: str, type: str, expression: str | None = None, **options: Any) -> None:
-        raise NotImplementedError
+        """Keep a code definition (validated now) for `sync()`; a name defined again replaces."""
+        self._settings(name, type, expression, options, check_type=type in self.engine.registry)
+        self._definitions[name] = Definition(type, expression, dict(options))
 
     def sync(self) -> None:
-        """Write the schedules defined in code to the database (called when a worker starts)."""
+        """Write the code's schedules: create missing rows, update the definition of code rows.
 
-    def tick(self, now: float) -> list[int]:
-        """Fire every due run; return the ids of the jobs inserted."""
-        return []
+        Never duplicates a row, never resumes a schedule an operator paused, never touches a
+        schedule an operator took over (origin 'runtime'). Valid definitions are written
+        even when others fail; the failures are raised together afterwards.
+        """
+        problems = []
+        for name, definition in self._definitions.items():
+            try:
+                self._sync_one(name, definition)
+            except (InvalidSchedule, UnknownJobType, InvalidArguments, ConfigurationError) as error:
+                problems.append(f"{name}: {error}")
+        if problems:
+            raise InvalidSchedule("schedules defined in code not synced: " + "; ".join(problems))
+
+    def _sync_one(self, name: str, definition: Definition) -> None:
+        settings = self._settings(name, definition.type, definition.expression, definition.options)
+        now = self.engine.clock.now()
+        store = self.engine.store.schedules
+        with self.engine.store.database.transaction() as transaction:
+            if store.insert(transaction, self._new(name, settings, CODE, now)):
+                log.info("schedule %s: created from code", name)
+                return
+            row = store.read(transaction, name)
+            if row is None or row.origin != CODE:
+                return
+            changes = {
+                key: settings[key] for key in DEFINITION if getattr(row, key) != settings[key]
+            }
+            if not settings["enabled"] and row.enabled:
+                changes["enabled"] = False
+            if any(key in changes for key in TIMING):
+                changes["next_fire_time"] = recurrence_of(row.with_changes(**changes)).at_or_after(
+                    now
+                )
+            if changes:
+                store.update(transaction, name, {**changes, "updated_at": now})
+                log.info("schedule %s: updated from code (%s)", name, ", ".join(sorted(changes)))
+
+    # -- runtime API ----------------------------------------------------------------------------
+
+    def add(self, name: str, type: str, expression: str | None = None, **options: Any) -> Schedule:
+        """Create a schedule at runtime; nothing is written on bad input."""
+        settings = self._settings(name, type, expression, options, check_type=True)
+        now = self.engine.clock.now()
+        schedule = self._new(name, settings, RUNTIME, now)
+        with self.engine.store.database.transaction() as transaction:
+            if not self.engine.store.schedules.insert(transaction, schedule):
+                raise InvalidSchedule(
+                    f"a schedule named {name!r} exists already; change it with "
+                    f"`jobengine schedules edit {name}` or choose another name"
+                )
+        return schedule
+
+    def edit(self, name: str, **changes: Any) -> Schedule:
+        """Change a schedule's definition; an edited code schedule becomes a runtime one.
+
+        `changes` are add()'s options plus `expression` and `type`; a new expression replaces
+        an interval and a new `every` replaces an expression.
+        """
+        if "enabled" in changes:
+            raise InvalidSchedule("edit does not pause or resume; use pause() or resume()")
+        current = self.get(name)
+        options = options_of(current)
+        expression = changes.pop("expression", None)
+        if expression is not None:
+            options.pop("every", None)
+        elif changes.get("every") is None:
+            expression = current.expression
+        type = changes.pop("type", None) or current.type
+        check = type != current.type or "arguments" in changes
+        options.update({key: value for key, value in changes.items() if value is not None})
+        settings = self._settings(name, type, expression, options, check_type=check)
+        now = self.engine.clock.now()
+        update = {key: settings[key] for key in DEFINITION}
+        update.update(origin=RUNTIME, updated_at=now)
+        if any(update[key] != getattr(current, key) for key in TIMING):
+            edited = current.with_changes(**update)
+            update["next_fire_time"] = recurrence_of(edited).at_or_after(now)
+        return self._update(name, update)
+
+    def pause(self, name: str) -> Schedule:
+        """Stop firing until resumed (an operator's pause survives every sync)."""
+        if not self.get(name).enabled:
+            return self.get(name)
+        return self._update(name, {"enabled": False, "updated_at": self.engine.clock.now()})
+
+    def resume(self, name: str) -> Schedule:
+        """Enable again; runs that fell due while paused are not fired (they were not missed)."""
+        current = self.get(name)
+        if current.enabled:
+            return current
+        now = self.engine.clock.now()
+        next_fire_time = recurrence_of(current).at_or_after(now)
+        return self._update(
+            name, {"enabled": True, "updated_at": now, "next_fire_time": next_fire_time}
+        )
+
+    def remove(self, name: str) -> None:
+        """Delete a schedule; its past runs stay. A code definition re-creates it on sync."""
+        if not self.engine.store.schedules.delete(name):
+            raise _not_found(name)
+
+    def run_now(self, name: str, actor: str = "api") -> int:
+        """Insert one run at once, outside the timetable (and regardless of the overlap policy)."""
+        schedule = self.get(name)
+        now = self.engine.clock.now()
+        with self.engine.store.database.transaction() as transaction:
+            job_id = self.engine.store.jobs.insert(
+                transaction, self._job(schedule, None, now), now, actor
+            )
+        assert job_id is not None  # runs by hand have no fire time, so never conflict
+        self._wake()
+        return job_id
+
+    def get(self, name: str) -> Schedule:
+        schedule = self.engine.store.schedules.get(name)
+        if schedule is None:
+            raise _not_found(name)
+        return schedule
+
+    def list(self) -> Schedules:
+        return self.engine.store.schedules.all()
+
+    def next_fire_times(self, name: str, count: int = 10) -> Times:
+        """The next `count` fire times (from the pending one if a run is overdue)."""
+        return self.upcoming(self.get(name), count)
+
+    def upcoming(self, schedule: Schedule, count: int) -> Times:
+        start = self.engine.clock.now()
+        if schedule.enabled and schedule.next_fire_time is not None:
+            start = min(start, schedule.next_fire_time)
+        return recurrence_of(schedule).upcoming(start, count)
+
+    def runs(self, name: str, limit: int = 10) -> Runs:
+        self.get(name)
+        return self.engine.store.schedules.runs(name, limit)
+
+    def last_runs(self) -> dict[str, Run]:
+        return self.engine.store.schedules.last_runs()
+
+    def overdue(self, schedule: Schedule) -> bool:
+        """True when an enabled schedule's run is later than the grace: no worker is ticking."""
+        due = schedule.next_fire_time
+        return schedule.enabled and due is not None and due < self.engine.clock.now() - self.grace
+
+    # -- firing ---------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> Ids:
+        """Fire every due run; return the ids of the jobs this call inserted.
+
+        Safe to call from any number of processes at once: each schedule is fired under its
+        row lock, and the unique (schedule, fire time) of jobs makes a second insert a no-op.
+        """
+        inserted: Ids = []
+        for schedule in self.engine.store.schedules.due(now):
+            try:
+                inserted += self._fire(schedule, now)
+            except InvalidSchedule as error:  # a row this version cannot read: fire the others
+                log.error("schedule %s: not fired: %s", schedule.name, error)
+        if inserted:
+            self._wake()
+        return inserted
+
+    def _fire(self, seen: Schedule, now: float) -> Ids:
+        assert seen.next_fire_time is not None
+        plan = recurrence_of(seen).plan(
+            seen.next_fire_time, now, self.grace, seen.missed, seen.missed_window
+        )
+        if seen.overlap == CANCEL_PREVIOUS and plan.fire:
+            self._cancel_previous(seen.name, plan.fire[0])
+        store = self.engine.store.schedules
+        with self.engine.store.database.transaction() as transaction:
+            current = store.read(transaction, seen.name, lock=True)
+            if current != seen:
+                return []  # another worker fired it (or holds it), or it was just edited
+            fire = self._apply_overlap(transaction, current, plan.fire)
+            ids = []
+            for fire_time in fire:
+                new_job = self._job(current, fire_time, fire_time)
+                ids.append(self.engine.store.jobs.insert(transaction, new_job, now, ACTOR))
+            changes: dict[str, Any] = {"next_fire_time": plan.next_fire_time}
+            if fire:
+                changes["last_fire_time"] = fire[-1]
+            store.update(transaction, seen.name, changes)
+        self._report(seen, plan, fire, now)
+        return [job_id for job_id in ids if job_id is not None]
+
+    def _apply_overlap(self, transaction: Transaction, schedule: Schedule, fire: Times) -> Times:
+        """Which of the due runs fire under the overlap policy."""
+        if not fire or schedule.overlap not in (SKIP, CANCEL_PREVIOUS):
+            return fire
+        if schedule.overlap == CANCEL_PREVIOUS:
+            return fire[-1:]  # each run would cancel the one before it: fire only the last
+        store = self.engine.store.schedules
+        busy = store.unended_runs(transaction, schedule.name, before=fire[0])
+        if busy:
+            job = f"job {busy[-1].job_id} is still {busy[-1].status}"
+            log.info("schedule %s: run of %s skipped, %s", schedule.name, _utc(fire[0]), job)
+            return []
+        return fire[:1]  # later runs of this batch would overlap the first one
+
+    def _cancel_previous(self, name: str, before: float) -> None:
+        with self.engine.store.database.transaction(write=False) as transaction:
+            previous = self.engine.store.schedules.unended_runs(transaction, name, before)
+        for run in previous:
+            try:
+                self.engine.cancel(
+                    run.job_id,
+                    actor=ACTOR,
+                    reason=f"schedule {name}: the run of {_utc(before)} replaces it "
+                    "(overlap policy cancel_previous)",
+                )
+            except JobEngineError as error:  # it ended meanwhile: nothing to cancel
+                log.info("schedule %s: job %s not cancelled: %s", name, run.job_id, error)
+
+    def _report(self, schedule: Schedule, plan: Plan, fire: Times, now: float) -> None:
+        if plan.late_from is None:
+            return
+        late = sum(1 for fire_time in fire if fire_time < now - self.grace)
+        message = "schedule %s: runs due since %s were late (no worker ticked); %r fired %d"
+        log.warning(message, schedule.name, _utc(plan.late_from), schedule.missed, late)
+
+    def _wake(self) -> None:
+        """Tell in-process workers that jobs were inserted (PostgreSQL also got a NOTIFY)."""
+        self.engine.wake_workers()
+
+    # -- building rows and jobs -----------------------------------------------------------------
+
+    def _settings(
+        self,
+        name: str,
+        type: str,
+        expression: str | None,
+        options: dict[str, Any],
+        check_type: bool = True,
+    ) -> dict[str, Any]:
+        """Validate a definition (and its arguments against the job type, if `check_type`)."""
+        settings = check_definition(name, type, expression, options)
+        if check_type:
+            self.engine.registry.get(type).encode_arguments(settings["args"])
+        return settings
+
+    def _new(self, name: str, settings: dict[str, Any], origin: str, now: float) -> Schedule:
+        next_fire_time = recurrence_of_settings(settings).at_or_after(now)
+        return Schedule(
+            name=name,
+            origin=origin,
+            last_fire_time=None,
+            next_fire_time=next_fire_time,
+            created_at=now,
+            updated_at=now,
+            **settings,
+        )
+
+    def _job(self, schedule: Schedule, fire_time: float | None, run_at: float) -> NewJob:
+        """The job of one run, with the job type's defaults where the schedule sets none."""
+        job_type: JobType | None = None
+        if schedule.type in self.engine.registry:
+            job_type = self.engine.registry.get(schedule.type)
+        queue = schedule.queue or (job_type.queue if job_type else "default")
+        priority = schedule.priority
+        if priority is None:
+            priority = job_type.priority if job_type else 0
+        return NewJob(
+            type=schedule.type,
+            args_json=encode(schedule.args),
+            queue=queue,
+            priority=priority,
+            run_at=run_at,
+            max_attempts=job_type.max_attempts if job_type else 1,
+            timeout=job_type.timeout if job_type else None,
+            schedule=schedule.name,
+            fire_time=fire_time,
+        )
+
+    def _update(self, name: str, changes: dict[str, Any]) -> Schedule:
+        with self.engine.store.database.transaction() as transaction:
+            if not self.engine.store.schedules.update(transaction, name, changes):
+                raise _not_found(name)
+        return self.get(name)
+
+
+def recurrence_of_settings(settings: dict[str, Any]) -> Recurrence:
+    return Recurrence(settings["expression"], settings["every"], settings["timezone"])
+
+
+def _not_found(name: str) -> JobNotFound:
+    return JobNotFound(f"no schedule is named {name!r}; list them with `jobengine schedules list`")
+
+
+def _utc(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from jobengine import __version__, joblog
 from jobengine.context import JobContext
-from jobengine.errors import DatabaseUnavailable
+from jobengine.errors import DatabaseUnavailable, JobEngineError
 from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecutor
 from jobengine.joblog import JobLog, LogWriter
 from jobengine.ladder import Ladder
@@ -319,7 +319,12 @@ class Worker:
             self.settings.concurrency,
         )
         self.reaper.recover_previous_incarnations(socket.gethostname(), self.id)
-        self.engine.schedules.sync()
+        schedules = self.engine.schedules
+        schedules.grace = max(schedules.grace, 2 * self.settings.schedule_interval)
+        try:
+            schedules.sync()
+        except JobEngineError as error:  # the valid ones are written; the worker still runs
+            log.error("some schedules defined in code were not written: %s", error)
 
     def _loop(self) -> None:
         """Claim when woken or once a poll interval; check stops more often while jobs run."""

@@ -15,39 +15,47 @@ from jobengine import Engine
 
 
 def cooperative(ctx: Any, seconds: float = 1e6) -> None:
+    print("started", flush=True)
     ctx.sleep(seconds)
 
 
 def checking_loop(ctx: Any) -> None:
+    print("started", flush=True)
     while True:
         ctx.check_cancel()
 
 
 def busy_loop() -> None:
+    print("started", flush=True)
     while True:
         pass
 
 
 def sleep_forever() -> None:
+    print("started", flush=True)
     time.sleep(10**6)
 
 
 def socket_read() -> None:
-    left, right = socket.socketpair()
+    print("started", flush=True)
+    left, _right = socket.socketpair()
     left.recv(1)
 
 
 def deadlock() -> None:
+    print("started", flush=True)
     lock = threading.Lock()
     lock.acquire()
     lock.acquire()
 
 
 def c_loop() -> None:
+    print("started", flush=True)
     sum(range(10**13))  # a C loop that never lets go of the GIL
 
 
 def swallow_everything() -> None:
+    print("started", flush=True)
     while True:
         try:
             time.sleep(10**6)
@@ -87,6 +95,17 @@ PROCESS_TYPES = [
     stubborn_child,
     terminate_self,
 ]
+
+
+def wait_until_started(engine: Engine, job_id: int, timeout: float = 20.0) -> None:
+    """Wait for the job's first log line: its code (not just its status) is running."""
+    from waiting import wait_for
+
+    wait_for(
+        lambda: any(line.text == "started" for line in engine.log(job_id)),
+        timeout,
+        f"job {job_id} to start running its code",
+    )
 
 
 def register(engine: Engine, **options: Any) -> Engine:

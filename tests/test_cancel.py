@@ -69,7 +69,7 @@ def test_running_job_is_stopped_by_the_ladder(
     engine = stopping_engine
     with worker_thread(engine):
         job_id = engine.submit(job_type)
-        wait_for_status(engine, job_id, {Status.RUNNING}, timeout=20)
+        stopping_jobs.wait_until_started(engine, job_id)
         assert engine.cancel(job_id) is Status.TO_CANCEL
         wait_for_status(engine, job_id, ENDED, timeout=15)
     job = engine.get(job_id)

@@ -15,7 +15,7 @@ import pytest
 from jobengine.store import NewJob, Store
 
 JOBS = 5_000
-BATCH = 1
+BATCH = 5
 NOW = 1_800_000_000.0
 
 # One claiming process: opens its own store, reports "ready", waits for "go" on stdin, then runs
@@ -117,6 +117,23 @@ def test_eight_threads_on_sqlite_claim_each_job_once(
     report(record_property, "sqlite", claims, elapsed)
 
 
+def start_claimer(script: Path, url: str, number: int) -> subprocess.Popen[str]:
+    """One claiming process with 4 threads; returns once its store is open and it waits."""
+    arguments = [url, f"process-{number}", "4", str(BATCH), str(NOW)]
+    process = subprocess.Popen(
+        [sys.executable, str(script), *arguments],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != "ready":
+        process.kill()
+        raise AssertionError(f"claimer {number} did not start: {process.communicate()[1]}")
+    return process
+
+
 @pytest.mark.timeout(120)
 def test_four_processes_of_four_threads_on_postgresql_claim_each_job_once(
     postgres_url: str, tmp_path: Path, record_property: pytest.RecordProperty
@@ -128,20 +145,9 @@ def test_four_processes_of_four_threads_on_postgresql_claim_each_job_once(
     try:
         ids = fill(store, JOBS)
         for number in range(4):
-            arguments = [postgres_url, f"process-{number}", "4", str(BATCH), str(NOW)]
-            processes.append(
-                subprocess.Popen(
-                    [sys.executable, str(script), *arguments],
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            )
-        for process in processes:  # every process has its connections open before any claims
-            assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+            processes.append(start_claimer(script, postgres_url, number))
         started = time.monotonic()
-        for process in processes:
+        for process in processes:  # every process has its connections open: go at once
             assert process.stdin is not None
             process.stdin.write("go\n")
             process.stdin.flush()

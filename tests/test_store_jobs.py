@@ -1,88 +1,20 @@
-"""The store contract suite: moves, races, claims, pagination and events on both backends."""
+"""The store contract suite, moves: every move of the table, its event, and races it loses."""
 
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
+from job_steps import WORKER, C, F, P, Q, R, S, T, count_rows, job_in, reload
 
-from jobengine import Engine, IllegalMove, Job, ManualClock, MoveConflict, Status
+from jobengine import Engine, IllegalMove, ManualClock, MoveConflict, Status
 from jobengine.model import MOVES, REAP_MOVES
-from jobengine.store import Move, NewJob, Store
+from jobengine.store import Move, Store
 
-P, Q, R, T, C = Status.PENDING, Status.QUEUED, Status.RUNNING, Status.TO_CANCEL, Status.CANCELED
-S, W, F = Status.SUCCESS, Status.WARNING, Status.FAILURE
-WORKER = "worker-1"
 ALL_MOVES = sorted(
     {(source, target, verb) for (source, target), verb in MOVES.items()}
     | {(source, target, "reap") for source, target in REAP_MOVES}
 )
-# How a fresh job reaches each status through allowed moves only.
-PATHS: dict[Status, list[tuple[Status, str]]] = {
-    P: [],
-    Q: [(Q, "claim")],
-    R: [(Q, "claim"), (R, "start")],
-    T: [(Q, "claim"), (R, "start"), (T, "cancel")],
-    C: [(C, "cancel")],
-    S: [(Q, "claim"), (R, "start"), (S, "finish")],
-    W: [(Q, "claim"), (R, "start"), (W, "finish")],
-    F: [(Q, "claim"), (R, "start"), (F, "finish")],
-}
-
-
-def insert_job(
-    store: Store,
-    now: float,
-    *,
-    type: str = "add",
-    queue: str = "default",
-    priority: int = 0,
-    run_at: float | None = None,
-    schedule: str | None = None,
-    fire_time: float | None = None,
-) -> int | None:
-    new_job = NewJob(
-        type,
-        '{"a": 1, "b": 2}',
-        queue,
-        priority,
-        now if run_at is None else run_at,
-        3,
-        schedule=schedule,
-        fire_time=fire_time,
-    )
-    with store.database.transaction() as transaction:
-        return store.jobs.insert(transaction, new_job, now, "tester")
-
-
-def job_in(store: Store, clock: ManualClock, status: Status, **options: Any) -> Job:
-    """A new job brought to `status` through allowed moves."""
-    job_id = insert_job(store, clock.now(), **options)
-    assert job_id is not None
-    job = store.jobs.get(job_id)
-    assert job is not None
-    for target, verb in PATHS[status]:
-        changes = {"worker": WORKER, "queued_at": clock.now()} if verb == "claim" else {}
-        worker = job.worker  # guard on the owner once there is one
-        move = Move(job.id, job.attempt, job.status, target, verb, "setup", None, changes, worker)
-        store.jobs.move(move, clock.now())
-        job = store.jobs.get(job_id)
-        assert job is not None and job.status is target
-    return job
-
-
-def count_rows(store: Store) -> tuple[int, int]:
-    with store.database.transaction(write=False) as transaction:
-        jobs = transaction.execute("SELECT COUNT(*) AS n FROM jobs")[0]["n"]
-        events = transaction.execute("SELECT COUNT(*) AS n FROM job_events")[0]["n"]
-    return int(jobs), int(events)
-
-
-def reload(store: Store, job_id: int) -> Job:
-    job = store.jobs.get(job_id)
-    assert job is not None
-    return job
 
 
 # -- every move of the table ---------------------------------------------------------------------
@@ -211,7 +143,10 @@ def test_a_failed_event_insert_undoes_the_move(engine: Engine, clock: ManualCloc
 # -- guarded moves losing races -------------------------------------------------------------------
 
 LOSERS = {
-    "wrong status": (R, lambda job: Move(job.id, job.attempt, Q, R, "start", "t", None, {}, WORKER)),
+    "wrong status": (
+        R,
+        lambda job: Move(job.id, job.attempt, Q, R, "start", "t", None, {}, WORKER),
+    ),
     "wrong attempt": (
         Q,
         lambda job: Move(job.id, job.attempt + 1, Q, R, "start", "t", None, {}, WORKER),
@@ -304,168 +239,3 @@ def test_concurrent_moves_of_one_job_have_exactly_one_winner(
         assert reload(store, job.id).status is wins[job.id][0]
         moves_after_start = [event for event in store.jobs.events(job.id) if event.at == 2.0]
         assert len(moves_after_start) == 1
-
-
-# -- claiming ------------------------------------------------------------------------------------
-
-
-def test_claim_moves_jobs_to_queued_for_the_worker(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    job_id = insert_job(store, clock.now() - 10)
-    clock.advance(1)
-    [claimed] = store.jobs.claim("w7", [], 10, clock.now())
-    assert claimed.id == job_id
-    assert (claimed.status, claimed.worker) == (Q, "w7")
-    assert claimed.queued_at == claimed.heartbeat == clock.now()
-    assert reload(store, job_id) == claimed
-    event = store.jobs.events(job_id)[-1]
-    assert (event.verb, event.from_status, event.to_status, event.actor, event.attempt) == (
-        "claim",
-        P,
-        Q,
-        "w7",
-        1,
-    )
-    assert store.jobs.claim("w8", [], 10, clock.now()) == []
-
-
-def test_claim_order_is_priority_then_run_at_then_id(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    now = clock.now()
-    specs = [(0, now - 10), (5, now), (5, now - 5), (0, now - 10), (-1, now - 100), (5, now - 5)]
-    ids = [insert_job(store, now, priority=p, run_at=run_at) for p, run_at in specs]
-    expected = [ids[2], ids[5], ids[1], ids[0], ids[3], ids[4]]
-    one_by_one = [job.id for _ in ids for job in store.jobs.claim("w1", [], 1, now)]
-    assert one_by_one == expected
-
-    again = [insert_job(store, now, priority=p, run_at=run_at) for p, run_at in specs]
-    batch = store.jobs.claim("w1", [], 100, now)
-    assert [job.id for job in batch] == [again[2], again[5], again[1], again[0], again[3], again[4]]
-
-
-def test_claim_waits_for_run_at(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    later = insert_job(store, clock.now(), run_at=clock.now() + 60)
-    assert store.jobs.claim("w1", [], 10, clock.now()) == []
-    clock.advance(59.5)
-    assert store.jobs.claim("w1", [], 10, clock.now()) == []
-    assert reload(store, later).status is P
-    clock.advance(0.5)
-    assert [job.id for job in store.jobs.claim("w1", [], 10, clock.now())] == [later]
-
-
-def test_claim_only_takes_the_given_queues(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    now = clock.now()
-    default, mail, reports = (insert_job(store, now, queue=q) for q in ("default", "mail", "reports"))
-    assert store.jobs.claim("w1", ["nothing-here"], 10, now) == []
-    assert {job.id for job in store.jobs.claim("w1", ["mail", "reports"], 10, now)} == {
-        mail,
-        reports,
-    }
-    assert [job.id for job in store.jobs.claim("w2", [], 10, now)] == [default]
-
-
-def test_claim_respects_the_limit(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    now = clock.now()
-    ids = [insert_job(store, now) for _ in range(5)]
-    rows_before = count_rows(store)
-    assert store.jobs.claim("w1", [], 0, now) == []
-    assert count_rows(store) == rows_before
-    assert [job.id for job in store.jobs.claim("w1", [], 2, now)] == ids[:2]
-    assert [job.id for job in store.jobs.claim("w1", [], 10, now)] == ids[2:]
-    assert count_rows(store) == (rows_before[0], rows_before[1] + 5)
-
-
-def test_claim_never_takes_a_job_that_is_not_pending(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    others = [job_in(store, clock, status) for status in Status if status is not P]
-    pending = job_in(store, clock, P)
-    assert [job.id for job in store.jobs.claim("w2", [], 100, clock.now())] == [pending.id]
-    for job in others:
-        assert reload(store, job.id) == job
-
-
-# -- reading -------------------------------------------------------------------------------------
-
-
-def test_find_pages_with_a_keyset(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    ids = [insert_job(store, clock.now()) for _ in range(7)]
-    pages: list[list[int]] = []
-    after = None
-    while True:
-        page = [job.id for job in store.jobs.find(limit=3, after=after)]
-        if not page:
-            break
-        pages.append(page)
-        after = page[-1]
-    newest_first = sorted((i for i in ids if i is not None), reverse=True)
-    assert pages == [newest_first[0:3], newest_first[3:6], newest_first[6:]]
-    insert_job(store, clock.now())  # a job added meanwhile does not shift the next pages
-    assert [job.id for job in store.jobs.find(limit=3, after=pages[0][-1])] == pages[1]
-
-
-def test_find_filters(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    running = job_in(store, clock, R, type="greet", queue="mail")
-    canceled = job_in(store, clock, C, type="greet")
-    pending = job_in(store, clock, P, queue="mail")
-    ids = lambda jobs: [job.id for job in jobs]  # noqa: E731
-    assert ids(store.jobs.find([R])) == [running.id]
-    assert ids(store.jobs.find([R, C])) == [canceled.id, running.id]
-    assert ids(store.jobs.find(type="greet")) == [canceled.id, running.id]
-    assert ids(store.jobs.find(queue="mail")) == [pending.id, running.id]
-    assert ids(store.jobs.find(queue="mail", type="add")) == [pending.id]
-    assert ids(store.jobs.find(worker=WORKER)) == [running.id]
-    assert ids(store.jobs.find([P], after=pending.id)) == []
-    assert ids(store.jobs.find(limit=1)) == [pending.id]
-    assert store.jobs.owned(WORKER, [R, T]) == [running]
-    assert store.jobs.owned(WORKER, [Q]) == []
-
-
-def test_count_by_status(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    assert store.jobs.count_by_status() == {}
-    for status, how_many in ((P, 3), (R, 2), (C, 1), (S, 1)):
-        for _ in range(how_many):
-            job_in(store, clock, status)
-    assert store.jobs.count_by_status() == {P: 3, R: 2, C: 1, S: 1}
-
-
-def test_get_and_events_of_a_new_job(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    assert store.jobs.get(999_999) is None
-    assert store.jobs.events(999_999) == []
-    job_id = insert_job(store, clock.now(), type="greet", queue="mail", priority=4)
-    assert job_id is not None
-    job = reload(store, job_id)
-    assert (job.type, job.queue, job.priority, job.status, job.attempt, job.max_attempts) == (
-        "greet",
-        "mail",
-        4,
-        P,
-        1,
-        3,
-    )
-    assert job.args == {"a": 1, "b": 2}
-    assert job.created_at == job.run_at == clock.now()
-    [event] = store.jobs.events(job_id)
-    assert (event.verb, event.from_status, event.to_status, event.actor, event.attempt) == (
-        "submit",
-        None,
-        P,
-        "tester",
-        1,
-    )
-
-
-def test_a_schedule_fires_once_per_fire_time(engine: Engine, clock: ManualClock) -> None:
-    store = engine.store
-    first = insert_job(store, clock.now(), schedule="nightly", fire_time=100.0)
-    assert first is not None
-    rows = count_rows(store)
-    assert insert_job(store, clock.now(), schedule="nightly", fire_time=100.0) is None
-    assert count_rows(store) == rows
-    assert insert_job(store, clock.now(), schedule="nightly", fire_time=200.0) is not None

@@ -61,7 +61,7 @@ def test_job_without_timeout_can_still_be_canceled(stopping_engine: Engine) -> N
     engine = stopping_engine
     with worker_thread(engine):
         job_id = engine.submit("sleep_forever")
-        wait_for_status(engine, job_id, {Status.RUNNING}, timeout=20)
+        stopping_jobs.wait_until_started(engine, job_id)
         assert engine.get(job_id).timeout is None
         engine.cancel(job_id)
         assert wait_for_status(engine, job_id, ENDED, timeout=15) is Status.CANCELED

@@ -15,7 +15,7 @@ from jobengine.store import DEFAULT_URL
 
 
 class Group(click.Group):
-    """A click group that turns jobengine errors into one clear line and exit status 2."""
+    """A click group that turns jobengine errors into one clear line and exit status 1."""
 
     def invoke(self, context: click.Context) -> Any:
         try:
@@ -24,6 +24,19 @@ class Group(click.Group):
             raise click.ClickException(str(error)) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
+        except Exception as error:
+            if not _is_database_error(error):
+                raise
+            raise click.ClickException(
+                f"the database refused the command ({type(error).__name__}: "
+                f"{' '.join(str(error).split())}); check `jobengine db status`"
+            ) from None
+
+
+def _is_database_error(error: Exception) -> bool:
+    """An error raised by the database driver (sqlite3 or psycopg), not a bug in jobengine."""
+    module = type(error).__module__
+    return module == "sqlite3" or module.startswith("psycopg")
 
 
 def load_engine(app: str | None, url: str | None) -> Engine:
@@ -35,10 +48,12 @@ def load_engine(app: str | None, url: str | None) -> Engine:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as error:
+    except JobEngineError:
+        raise
+    except Exception as error:  # the app's own code failed: one line, not its traceback
         raise ConfigurationError(
-            f"cannot import app module {module_name!r} ({error}); pass --app module[:attribute] "
-            "naming a module importable from the current folder"
+            f"cannot import app module {module_name!r} ({type(error).__name__}: {error}); "
+            "pass --app module[:attribute] naming a module importable from the current folder"
         ) from error
     engine = getattr(module, attribute or "engine", None)
     if not isinstance(engine, Engine):
@@ -98,9 +113,9 @@ def engine_of(context: click.Context) -> Engine:
 
 
 def _register() -> None:
-    from jobengine.cli import database, jobs, schedules, worker
+    from jobengine.cli import database, jobs, schedules, supervisor, worker
 
-    for module in (database, jobs, schedules, worker):
+    for module in (database, jobs, schedules, supervisor, worker):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -72,11 +72,20 @@ def parse_at(text: str) -> float:
     help="An argument; VALUE is read as JSON when it parses, else as text.",
 )
 @click.option("--json", "json_text", metavar="OBJECT", help="Arguments as one JSON object.")
-@click.option("--in", "delay", metavar="DURATION", help="Run after a delay: 30s, 10m, 1h30m.")
-@click.option("--at", "at", metavar="ISO-TIME", help="Run at a time (local time without offset).")
+@click.option(
+    "--in", "delay", metavar="DURATION", help="Run after a delay: 30s, 10m, 1h30m. [default: now]"
+)
+@click.option(
+    "--at",
+    "at",
+    metavar="ISO-TIME",
+    help="Run at an ISO time; no offset means local time. [default: now]",
+)
 @click.option("--priority", type=int, help="Higher runs first. [default: the job type's]")
 @click.option("--queue", help="Queue to put it in. [default: the job type's]")
-@click.option("--timeout", metavar="DURATION", help="Stop the job after this long.")
+@click.option(
+    "--timeout", metavar="DURATION", help="Stop the job after this long. [default: the job type's]"
+)
 @click.pass_context
 def submit(
     context: click.Context,
@@ -110,7 +119,13 @@ def submit(
 @click.option("--status", "statuses", multiple=True, help="Only jobs in this status (repeatable).")
 @click.option("--type", "type_", help="Only jobs of this type.")
 @click.option("--queue", help="Only jobs in this queue.")
-@click.option("--limit", default=50, show_default=True, help="How many jobs at most.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="How many jobs at most.",
+)
 @click.option("--after", type=int, help="Continue after this job id (the next page).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context

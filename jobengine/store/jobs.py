@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobengine.errors import MoveConflict
+from jobengine.errors import JobNotFound, MoveConflict
 from jobengine.model import Event, Job, Status, check_move
 from jobengine.store.database import Database, Transaction
 
@@ -62,6 +62,10 @@ class JobStore:
 
     def insert(self, transaction: Transaction, job: NewJob, now: float, actor: str) -> int | None:
         """Insert a PENDING job with its submit event; None if its (schedule, fire time) exists."""
+        if job.parent is not None and not transaction.execute(
+            "SELECT 1 FROM jobs WHERE id = ?", (job.parent,)
+        ):
+            raise JobNotFound(f"no job has id {job.parent}; a parent must be an existing job")
         conflict = " ON CONFLICT (schedule, fire_time) DO NOTHING" if job.schedule else ""
         rows = transaction.execute(
             "INSERT INTO jobs (type, queue, priority, status, args, run_at, created_at, attempt,"
@@ -85,7 +89,11 @@ class JobStore:
         if not rows:
             return None
         job_id = int(rows[0]["id"])
-        reason = f"fire time {job.fire_time}" if job.schedule else None
+        reason = None
+        if job.schedule:
+            reason = f"schedule {job.schedule}, " + (
+                f"fire time {job.fire_time}" if job.fire_time is not None else "run now by hand"
+            )
         transaction.execute(EVENT_SQL, (job_id, now, "submit", None, "PENDING", actor, reason, 1))
         if self.database.dialect == "postgresql":
             transaction.execute("SELECT pg_notify(?, ?)", (CHANNEL, job.queue))
@@ -146,20 +154,9 @@ class JobStore:
         """Move up to `limit` due PENDING jobs to QUEUED for `worker`, best first."""
         if limit <= 0:
             return []
-        queue_clause = (
-            f" AND queue IN ({self.database.placeholders(len(queues))})" if queues else ""
-        )
-        pick = (
-            f"SELECT id FROM jobs WHERE status = 'PENDING' AND run_at <= ?{queue_clause}"
-            " ORDER BY priority DESC, run_at, id LIMIT ?"
-        )
-        if self.database.dialect == "postgresql":
-            pick += " FOR UPDATE SKIP LOCKED"
         with self.database.transaction() as transaction:
             rows = transaction.execute(
-                f"UPDATE jobs SET status = 'QUEUED', worker = ?, queued_at = ?, heartbeat = ?"
-                f" WHERE id IN ({pick}) RETURNING *",
-                (worker, now, now, now, *queues, limit),
+                self.claim_sql(len(queues)), (now, *queues, limit, worker, now, now)
             )
             transaction.execute_many(
                 EVENT_SQL,
@@ -170,6 +167,29 @@ class JobStore:
             )
         jobs = [Job.from_row(row) for row in rows]
         return sorted(jobs, key=lambda job: (-job.priority, job.run_at, job.id))
+
+    def claim_sql(self, queue_count: int) -> str:
+        """The one claim statement; parameters: now, the queues, limit, worker, now, now.
+
+        The ids are picked once (a materialised CTE, never re-run by the planner) and the UPDATE
+        checks the status again, so no plan can claim a row twice or beyond the limit. The pick
+        reads the partial claim index in its order: SQLite is told to, since without statistics
+        it would sort every PENDING row instead.
+        """
+        sqlite = self.database.dialect == "sqlite"
+        hint, lock = (" INDEXED BY jobs_claim", "") if sqlite else ("", " FOR UPDATE SKIP LOCKED")
+        queue_clause = (
+            f" AND queue IN ({self.database.placeholders(queue_count)})" if queue_count else ""
+        )
+        pick = (
+            f"SELECT id FROM jobs{hint} WHERE status = 'PENDING' AND run_at <= ?{queue_clause}"
+            f" ORDER BY priority DESC, run_at, id LIMIT ?{lock}"
+        )
+        return (
+            f"WITH picked AS MATERIALIZED ({pick})"
+            " UPDATE jobs SET status = 'QUEUED', worker = ?, queued_at = ?, heartbeat = ?"
+            " WHERE id IN (SELECT id FROM picked) AND status = 'PENDING' RETURNING *"
+        )
 
     def owned(self, worker: str, status: Sequence[Status]) -> list[Job]:
         """The jobs `worker` holds in the given statuses."""

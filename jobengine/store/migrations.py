@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 
-from jobengine.errors import DatabaseUnavailable, SchemaOutdated
+from jobengine.errors import SchemaOutdated
 from jobengine.store.database import Database, Transaction
 
 MIGRATION_LOCK = 7_364_111  # advisory lock key that serialises schema changes on PostgreSQL
@@ -49,7 +49,13 @@ def _applied(transaction: Transaction, dialect: str) -> list[int] | None:
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
         )
     else:
-        exists = transaction.execute("SELECT 1 WHERE to_regclass('schema_version') IS NOT NULL")
+        # A catalog query, not to_regclass(): after waiting for the migration lock, to_regclass
+        # can still answer from a cache that misses a table another engine just created.
+        exists = transaction.execute(
+            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE c.relname = 'schema_version'"
+            " AND n.nspname = current_schema()"
+        )
     if not exists:
         return None
     rows = transaction.execute("SELECT version FROM schema_version ORDER BY version")
@@ -88,10 +94,15 @@ def upgrade(database: Database) -> list[Migration]:
     return done
 
 
+def applied_versions(database: Database) -> list[int] | None:
+    """The versions applied, or None when the database has no jobengine schema at all."""
+    with database.transaction(write=False) as transaction:
+        return _applied(transaction, database.dialect)
+
+
 def status(database: Database) -> tuple[list[int], list[Migration]]:
     """(applied versions, migrations still to apply)."""
-    with database.transaction(write=False) as transaction:
-        applied = _applied(transaction, database.dialect) or []
+    applied = applied_versions(database) or []
     return applied, [m for m in available(database.dialect) if m.version not in applied]
 
 
@@ -103,21 +114,21 @@ def pending_sql(database: Database, everything: bool = False) -> str:
 
 def ensure(database: Database) -> None:
     """Create the schema in a new, empty database; refuse an old or newer one."""
-    try:
-        applied, missing = status(database)
-    except DatabaseUnavailable:
-        raise
-    if not applied:
+    applied = applied_versions(database)
+    if applied is None:
         upgrade(database)
         return
     latest = available(database.dialect)[-1].version
-    if max(applied) > latest:
+    current = max(applied, default=0)
+    if current > latest:
         raise SchemaOutdated(
-            f"the database schema is version {max(applied)}, newer than this jobengine "
+            f"the database schema is version {current}, newer than this jobengine "
             f"understands ({latest}); upgrade jobengine"
         )
+    missing = [m.version for m in available(database.dialect) if m.version not in applied]
     if missing:
         raise SchemaOutdated(
-            f"the database schema is version {max(applied)} but this jobengine needs {latest}; "
-            "run `jobengine db upgrade` (see the SQL first with `jobengine db sql`)"
+            f"the database schema is version {current} but this jobengine needs {latest} "
+            f"(migrations {', '.join(map(str, missing))} not applied); run `jobengine db upgrade`"
+            " (see the SQL first with `jobengine db sql`)"
         )

@@ -26,6 +26,24 @@ def _sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def _check_url(url: str) -> None:
+    """Raise ConfigurationError naming the fix when a PostgreSQL URL cannot be right."""
+    try:
+        parameters = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError as error:
+        reason = str(error).strip().replace(url, describe(url))  # never print a password
+        raise ConfigurationError(
+            f"database URL {describe(url)!r} is malformed: {reason}; "
+            "write it as postgresql://user:password@host:5432/database"
+        ) from error
+    for port in str(parameters.get("port") or "5432").split(","):
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigurationError(
+                f"database URL {describe(url)!r}: port {port!r} is not a number from 1 to "
+                "65535; write it as postgresql://user:password@host:5432/database"
+            )
+
+
 class PostgresTransaction(Transaction):
     def __init__(self, connection: Any) -> None:
         self.connection = connection
@@ -53,12 +71,7 @@ class PostgresDatabase(Database):
                 "PostgreSQL support is not installed; run: pip install 'jobengine[postgres]'"
             )
         self.url = url
-        try:
-            psycopg.conninfo.conninfo_to_dict(url)
-        except psycopg.ProgrammingError as error:
-            raise ConfigurationError(
-                f"database URL {describe(url)!r} is malformed: {error}"
-            ) from error
+        _check_url(url)
         self._check_reachable()
         self.pool = ConnectionPool(
             url,
@@ -94,6 +107,12 @@ class PostgresDatabase(Database):
             raise ConfigurationError(
                 f"connection= must be a psycopg.Connection for {describe(self.url)!r}, "
                 f"not {type(connection).__name__}"
+            )
+        idle = connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        if connection.autocommit and idle:
+            raise ConfigurationError(
+                "connection= is in autocommit mode with no open transaction, so the job would "
+                "not commit or roll back with your own writes; use `with connection.transaction():`"
             )
         return PostgresTransaction(connection)
 

@@ -1,10 +1,280 @@
-"""The schedules table (filled in by the recurring-jobs work)."""
+"""The schedules table: its rows, the checks a definition passes, and all the scheduler's SQL."""
 
 from __future__ import annotations
 
-from jobengine.store.database import Database
+import json
+from dataclasses import dataclass, fields, replace
+from datetime import timedelta
+from typing import Any
+
+from jobengine.cron import MISSED_POLICIES, SKIP, Recurrence
+from jobengine.errors import ConfigurationError, InvalidSchedule
+from jobengine.model import Status
+from jobengine.store.database import Database, Transaction
+
+ALLOW, CANCEL_PREVIOUS = "allow", "cancel_previous"
+OVERLAP_POLICIES = (ALLOW, SKIP, CANCEL_PREVIOUS)
+CODE, RUNTIME = "code", "runtime"
+OPTIONS = frozenset(
+    {"tz", "every", "arguments", "missed", "missed_window", "overlap", "queue", "priority"}
+)
+TIMING = ("expression", "every", "timezone")
+DEFINITION = ("type", "args", *TIMING, "missed", "missed_window", "overlap", "queue", "priority")
+UNENDED = (Status.PENDING, Status.QUEUED, Status.RUNNING, Status.TO_CANCEL)
+RUN_COLUMNS = "id, schedule, status, fire_time, created_at, run_at, finished_at"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One row of the schedules table."""
+
+    name: str
+    type: str
+    args: dict[str, Any]
+    expression: str | None
+    every: float | None
+    timezone: str
+    enabled: bool
+    missed: str
+    missed_window: float
+    overlap: str
+    queue: str | None
+    priority: int | None
+    origin: str
+    last_fire_time: float | None
+    next_fire_time: float | None
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Schedule:
+        values = {name: row[name] for name in COLUMNS}
+        values["args"] = json.loads(row["args"]) if row["args"] else {}
+        values["enabled"] = bool(row["enabled"])
+        return cls(**values)
+
+    def to_row(self) -> dict[str, Any]:
+        row = {name: getattr(self, name) for name in COLUMNS}
+        row["args"] = encode(self.args)
+        return row
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    def with_changes(self, **changes: Any) -> Schedule:
+        return replace(self, **changes)
+
+
+COLUMNS = tuple(field.name for field in fields(Schedule))
+
+
+@dataclass(frozen=True)
+class Run:
+    """A job a schedule fired (fire_time is None for a run started by hand)."""
+
+    job_id: int
+    schedule: str
+    status: Status
+    fire_time: float | None
+    created_at: float
+    run_at: float
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Run:
+        return cls(
+            job_id=int(row["id"]),
+            schedule=row["schedule"],
+            status=Status(row["status"]),
+            fire_time=row["fire_time"],
+            created_at=row["created_at"],
+            run_at=row["run_at"],
+            finished_at=row["finished_at"],
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**vars(self), "status": self.status.value}
+
+
+def encode(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, sort_keys=True)
+
+
+def check_definition(
+    name: str, type: str, expression: str | None, options: dict[str, Any]
+) -> dict[str, Any]:
+    """A definition's column values, or an error naming the problem and the fix.
+
+    The arguments are checked to be a dict here; whether they fit the job type is the
+    scheduler's check (it knows the registry).
+    """
+    if not isinstance(name, str) or not name.strip() or name != name.strip():
+        raise InvalidSchedule(
+            f"schedule name {name!r} must be non-empty text without surrounding spaces"
+        )
+    unknown = set(options) - OPTIONS - {"enabled"}
+    if unknown:
+        raise InvalidSchedule(
+            f"schedule {name!r}: unknown option(s) {sorted(unknown)}; "
+            f"use {sorted(OPTIONS | {'enabled'})} (job arguments go in arguments={{...}})"
+        )
+    recurrence = Recurrence.parse(expression, options.get("every"), options.get("tz"))
+    arguments = options.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise InvalidSchedule(f"schedule {name!r}: arguments must be a dict of job arguments")
+    return {
+        "type": type,
+        "args": arguments,
+        "expression": recurrence.expression,
+        "every": recurrence.every,
+        "timezone": recurrence.timezone,
+        "enabled": bool(options.get("enabled", True)),
+        "missed": _choice(name, "missed", options.get("missed") or SKIP, MISSED_POLICIES),
+        "missed_window": _window(name, options.get("missed_window", 3600.0)),
+        "overlap": _choice(name, "overlap", options.get("overlap") or ALLOW, OVERLAP_POLICIES),
+        "queue": options.get("queue") or None,
+        "priority": _priority(name, options.get("priority")),
+    }
+
+
+def options_of(schedule: Schedule) -> dict[str, Any]:
+    """A stored schedule as define()/add() options, to edit some of them."""
+    options: dict[str, Any] = {
+        "tz": schedule.timezone,
+        "arguments": schedule.args,
+        "missed": schedule.missed,
+        "missed_window": schedule.missed_window,
+        "overlap": schedule.overlap,
+        "queue": schedule.queue,
+        "priority": schedule.priority,
+    }
+    if schedule.every is not None:
+        options["every"] = schedule.every
+    return options
+
+
+def _choice(name: str, option: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InvalidSchedule(
+            f"schedule {name!r}: {option}={value!r} is not a policy; "
+            f"use one of {', '.join(allowed)}"
+        )
+    return str(value)
+
+
+def _window(name: str, value: Any) -> float:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+        raise InvalidSchedule(
+            f"schedule {name!r}: missed_window={value!r} must be a positive number of seconds "
+            "or a timedelta"
+        )
+    return float(seconds)
+
+
+def _priority(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigurationError(f"schedule {name!r}: priority={value!r} must be an integer")
+    return value
 
 
 class ScheduleStore:
     def __init__(self, database: Database) -> None:
         self.database = database
+
+    # -- the schedules table --------------------------------------------------------------------
+
+    def insert(self, transaction: Transaction, schedule: Schedule) -> bool:
+        """Insert a schedule; False (nothing written) when its name exists already."""
+        row = schedule.to_row()
+        values = self.database.placeholders(len(row))
+        rows = transaction.execute(
+            f"INSERT INTO schedules ({', '.join(row)}) VALUES ({values})"
+            " ON CONFLICT (name) DO NOTHING RETURNING name",
+            list(row.values()),
+        )
+        return bool(rows)
+
+    def read(self, transaction: Transaction, name: str, lock: bool = False) -> Schedule | None:
+        """One schedule; with `lock`, hold its row (PostgreSQL: None if another holds it)."""
+        sql = "SELECT * FROM schedules WHERE name = ?"
+        if lock and self.database.dialect == "postgresql":
+            sql += " FOR UPDATE SKIP LOCKED"
+        rows = transaction.execute(sql, (name,))
+        return Schedule.from_row(rows[0]) if rows else None
+
+    def get(self, name: str) -> Schedule | None:
+        with self.database.transaction(write=False) as transaction:
+            return self.read(transaction, name)
+
+    def all(self) -> list[Schedule]:
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute("SELECT * FROM schedules ORDER BY name")
+        return [Schedule.from_row(row) for row in rows]
+
+    def due(self, now: float) -> list[Schedule]:
+        """Enabled schedules whose next fire time has come."""
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT * FROM schedules WHERE enabled = ? AND next_fire_time <= ?"
+                " ORDER BY next_fire_time, name",
+                (True, now),
+            )
+        return [Schedule.from_row(row) for row in rows]
+
+    def update(self, transaction: Transaction, name: str, changes: dict[str, Any]) -> bool:
+        """Change columns of one schedule; False when it does not exist."""
+        unknown = set(changes) - set(COLUMNS) - {"name"}
+        if unknown or "name" in changes:
+            raise ValueError(f"not changeable schedule columns: {sorted(unknown or {'name'})}")
+        values = [encode(v) if k == "args" else v for k, v in changes.items()]
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        rows = transaction.execute(
+            f"UPDATE schedules SET {assignments} WHERE name = ? RETURNING name", (*values, name)
+        )
+        return bool(rows)
+
+    def delete(self, name: str) -> bool:
+        with self.database.transaction() as transaction:
+            rows = transaction.execute(
+                "DELETE FROM schedules WHERE name = ? RETURNING name", (name,)
+            )
+        return bool(rows)
+
+    def count(self) -> int:
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute("SELECT COUNT(*) AS n FROM schedules")
+        return int(rows[0]["n"])
+
+    # -- the runs a schedule fired (rows of the jobs table) -------------------------------------
+
+    def unended_runs(self, transaction: Transaction, name: str, before: float) -> list[Run]:
+        """Runs of `name` not ended yet, fired before `before` or started by hand."""
+        statuses = [status.value for status in UNENDED]
+        rows = transaction.execute(
+            f"SELECT {RUN_COLUMNS} FROM jobs WHERE schedule = ?"
+            f" AND status IN ({self.database.placeholders(len(statuses))})"
+            " AND (fire_time IS NULL OR fire_time < ?) ORDER BY id",
+            (name, *statuses, before),
+        )
+        return [Run.from_row(row) for row in rows]
+
+    def runs(self, name: str, limit: int = 10) -> list[Run]:
+        """The newest runs of one schedule, newest first."""
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                f"SELECT {RUN_COLUMNS} FROM jobs WHERE schedule = ? ORDER BY id DESC LIMIT ?",
+                (name, limit),
+            )
+        return [Run.from_row(row) for row in rows]
+
+    def last_runs(self) -> dict[str, Run]:
+        """The newest run of every schedule that has one."""
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                f"SELECT {RUN_COLUMNS} FROM jobs WHERE id IN"
+                " (SELECT MAX(id) FROM jobs WHERE schedule IS NOT NULL GROUP BY schedule)"
+            )
+        return {row["schedule"]: Run.from_row(row) for row in rows}

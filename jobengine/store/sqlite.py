@@ -13,6 +13,10 @@ from jobengine.errors import ConfigurationError, DatabaseUnavailable
 from jobengine.store.database import URL_HELP, Database, Row, Transaction
 
 BUSY_TIMEOUT_MS = 30_000
+AUTOCOMMIT_HELP = (
+    "connection= is in autocommit mode with no open transaction, so the job would not commit "
+    "or roll back with your own writes; execute BEGIN on it first"
+)
 
 
 def sqlite_path(url: str) -> str:
@@ -93,9 +97,15 @@ class SqliteDatabase(Database):
         try:
             yield SqliteTransaction(connection)
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:  # SQLite may have rolled back already (RAISE(ROLLBACK))
+                connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
+        try:
+            connection.execute("COMMIT")
+        except sqlite3.Error as error:
+            if connection.in_transaction:  # never leave the thread's connection mid-transaction
+                connection.execute("ROLLBACK")
+            raise DatabaseUnavailable(f"SQLite database {self.path!r}: {error}") from error
 
     def foreign_transaction(self, connection: Any) -> Transaction:
         if not isinstance(connection, sqlite3.Connection):
@@ -103,6 +113,12 @@ class SqliteDatabase(Database):
                 f"connection= must be a sqlite3.Connection for {self.url!r}, "
                 f"not {type(connection).__name__}"
             )
+        autocommit = getattr(connection, "autocommit", -1)  # Python 3.12+; -1: legacy control
+        commits_each = autocommit is True or (
+            autocommit == -1 and connection.isolation_level is None
+        )
+        if commits_each and not connection.in_transaction:
+            raise ConfigurationError(AUTOCOMMIT_HELP)
         return SqliteTransaction(connection)
 
     def close(self) -> None:

@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jobengine.store.database import Database
+from jobengine.store.database import Database, Transaction
 
 RUNNING, DRAINING, STOPPED, DEAD = "running", "draining", "stopped", "dead"
 LIVE = (RUNNING, DRAINING)
+ALIVE = "alive"  # how `jobengine workers` shows a running worker that beats
+ACTIVE_SQL = "('QUEUED', 'RUNNING', 'TO_CANCEL')"
 
 
 @dataclass(frozen=True)
@@ -64,8 +66,7 @@ class WorkerStore:
                 (now, state, worker),
             )
             transaction.execute(
-                "UPDATE jobs SET heartbeat = ? WHERE worker = ?"
-                " AND status IN ('QUEUED', 'RUNNING', 'TO_CANCEL')",
+                f"UPDATE jobs SET heartbeat = ? WHERE worker = ? AND status IN {ACTIVE_SQL}",
                 (now, worker),
             )
         return rows[0]["request"] if rows else None
@@ -107,30 +108,104 @@ class WorkerStore:
             )
         return bool(rows)
 
-    def find_dead(self, cutoff: float) -> list[WorkerRecord]:
-        """Workers that claim to be alive but have not beaten since `cutoff`."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM workers WHERE state IN (?, ?) AND heartbeat < ?",
-                (*LIVE, cutoff),
-            )
-        return [WorkerRecord.from_row(row) for row in rows]
-
     def on_host(self, host: str) -> list[WorkerRecord]:
+        """Workers of `host` that claim to be alive."""
         with self.database.transaction(write=False) as transaction:
             rows = transaction.execute(
                 "SELECT * FROM workers WHERE host = ? AND state IN (?, ?)", (host, *LIVE)
             )
         return [WorkerRecord.from_row(row) for row in rows]
 
-    def orphaned_jobs(self, cutoff: float) -> list[dict[str, Any]]:
-        """Active jobs whose worker is not alive (gone, stopped, dead, or silent since cutoff)."""
+    def suspects(self, cutoff: float) -> list[str]:
+        """Ids of workers to reap: alive but silent since `cutoff`, or ended with jobs held.
+
+        Also the ids named by active jobs that no registered worker has, once those jobs have
+        had no heartbeat since `cutoff` (a worker that claimed without registering, or a row
+        deleted by hand).
+        """
         with self.database.transaction(write=False) as transaction:
-            return transaction.execute(
-                "SELECT j.id, j.attempt, j.status, j.worker, j.type, j.max_attempts,"
-                " w.heartbeat AS worker_heartbeat, w.state AS worker_state FROM jobs j"
+            rows = transaction.execute(
+                "SELECT id FROM workers WHERE state IN (?, ?) AND heartbeat < ?"
+                " UNION SELECT DISTINCT j.worker AS id FROM jobs j"
                 " LEFT JOIN workers w ON w.id = j.worker"
-                " WHERE j.status IN ('QUEUED', 'RUNNING', 'TO_CANCEL')"
-                " AND (w.id IS NULL OR w.state NOT IN (?, ?) OR w.heartbeat < ?)",
-                (*LIVE, cutoff),
+                f" WHERE j.status IN {ACTIVE_SQL} AND j.worker IS NOT NULL"
+                " AND ((w.id IS NULL AND (j.heartbeat IS NULL OR j.heartbeat < ?))"
+                " OR (w.id IS NOT NULL AND w.state NOT IN (?, ?)))",
+                (*LIVE, cutoff, cutoff, *LIVE),
             )
+        return sorted(str(row["id"]) for row in rows)
+
+    def lock(self, transaction: Transaction, worker: str) -> WorkerRecord | None:
+        """Read a worker's row inside a write transaction, locked until it ends.
+
+        A heartbeat waits for the lock, so a worker cannot beat between a reaper's decision that
+        it is dead and the moves that take its jobs.
+        """
+        lock = " FOR UPDATE" if self.database.dialect == "postgresql" else ""
+        rows = transaction.execute(f"SELECT * FROM workers WHERE id = ?{lock}", (worker,))
+        return WorkerRecord.from_row(rows[0]) if rows else None
+
+    def declare_dead(self, transaction: Transaction, worker: str, now: float) -> None:
+        transaction.execute(
+            "UPDATE workers SET state = ?, stopped_at = ? WHERE id = ?", (DEAD, now, worker)
+        )
+
+    def held_jobs(
+        self, transaction: Transaction, worker: str, silent_since: float | None = None
+    ) -> list[dict[str, Any]]:
+        """The active jobs `worker` holds, oldest first; with `silent_since`, only those whose
+        own heartbeat is older."""
+        silence = " AND (heartbeat IS NULL OR heartbeat < ?)" if silent_since is not None else ""
+        params = (worker,) if silent_since is None else (worker, silent_since)
+        return transaction.execute(
+            "SELECT id, attempt, status, worker, type, max_attempts, heartbeat FROM jobs"
+            f" WHERE worker = ? AND status IN {ACTIVE_SQL}{silence} ORDER BY id",
+            params,
+        )
+
+    def overview(
+        self, now: float, dead_after: float, include_stopped: bool = False
+    ) -> list[WorkerOverview]:
+        """Every worker with its running jobs and its state as an operator means it.
+
+        alive (beating), draining (finishing its jobs before it stops), dead (declared dead, or
+        silent for longer than `dead_after` and not reaped yet), stopped (exited cleanly).
+        """
+        where = "" if include_stopped else f" WHERE w.state != '{STOPPED}'"
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT w.*, (SELECT COUNT(*) FROM jobs j WHERE j.worker = w.id"
+                f" AND j.status IN {ACTIVE_SQL}) AS running_jobs"
+                f" FROM workers w{where} ORDER BY w.started_at, w.id"
+            )
+        overviews = []
+        for row in rows:
+            running_jobs = int(row.pop("running_jobs"))
+            record = WorkerRecord.from_row(row)
+            overviews.append(
+                WorkerOverview(
+                    record,
+                    running_jobs,
+                    _operator_state(record, now, dead_after),
+                    round(now - record.started_at, 1),
+                    round(now - record.heartbeat, 1),
+                )
+            )
+        return overviews
+
+
+@dataclass(frozen=True)
+class WorkerOverview:
+    """One line of `jobengine workers`."""
+
+    record: WorkerRecord
+    running_jobs: int
+    state: str
+    age: float
+    heartbeat_age: float
+
+
+def _operator_state(record: WorkerRecord, now: float, dead_after: float) -> str:
+    if record.state in LIVE and now - record.heartbeat > dead_after:
+        return DEAD
+    return {RUNNING: ALIVE}.get(record.state, record.state)

@@ -1,0 +1,61 @@
+"""Real `jobengine worker` processes for the benchmarks, started and stopped cleanly."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from jobengine.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextmanager
+def worker_process(url: str, poll_interval: float, concurrency: int = 10) -> Iterator[int]:
+    """A worker process serving `url`; yields its pid once it has registered."""
+    command = [sys.executable, "-m", "jobengine", "--app", "bench.app", "--database-url", url]
+    command += ["worker", "--poll-interval", str(poll_interval)]
+    command += ["--concurrency", str(concurrency), "--log-file", ""]
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=output)
+        try:
+            wait_until_registered(url, process, output)
+            yield process.pid
+        finally:
+            stop(process)
+
+
+def wait_until_registered(url: str, process: subprocess.Popen[bytes], output: IO[bytes]) -> None:
+    store = Store.open(url, pool_size=1)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(record.pid == process.pid for record in store.workers.find()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the benchmark worker did not start: {tail(output)}")
+            time.sleep(0.05)
+    finally:
+        store.close()
+
+
+def tail(output: IO[bytes]) -> str:
+    """The end of what the worker printed, to say why it did not start."""
+    output.seek(0)
+    return output.read()[-2000:].decode(errors="replace")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (drain), then SIGKILL if it does not end in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)

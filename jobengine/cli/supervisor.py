@@ -1,0 +1,166 @@
+"""`jobengine run`: the supervisor for one host, its options, and what it passes to workers."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from click.core import ParameterSource
+
+from jobengine.cli import engine_of
+from jobengine.cli.worker import setup_logging
+from jobengine.cli.worker import worker as worker_command
+from jobengine.engine import URL_VARIABLE
+from jobengine.supervisor import Supervisor, SupervisorSettings
+from jobengine.watch import WorkerWatch
+
+DEFAULTS = SupervisorSettings()
+F = TypeVar("F", bound=Callable[..., Any])
+# Every option of `jobengine worker`, with its environment variable and default, passed on.
+WORKER_OPTIONS = [
+    copy.copy(param) for param in worker_command.params if isinstance(param, click.Option)
+]
+for _param in WORKER_OPTIONS:
+    if _param.name == "log_file":
+        _param.help = (
+            "The supervisor's log file; worker N writes its own beside it, e.g. "
+            "jobengine-worker-1.log ('' for none)."
+        )
+log = logging.getLogger("jobengine.supervisor")
+
+
+def _option(name: str, help_text: str, **extra: Any) -> Callable[[F], F]:
+    variable = "JOBENGINE_" + name.strip("-").upper().replace("-", "_")
+    decorator: Callable[[F], F] = click.option(
+        name, envvar=variable, show_envvar=True, show_default=True, help=help_text, **extra
+    )
+    return decorator
+
+
+@click.command("run")
+@_option(
+    "--workers",
+    "Worker processes to keep running on this host.",
+    default=DEFAULTS.workers,
+    type=click.IntRange(min=1),
+)
+@_option(
+    "--web",
+    "Also serve the dashboard (not available yet: a warning, then workers only). [default: off]",
+    is_flag=True,
+    default=False,
+)
+@_option(
+    "--restart-delay",
+    "Seconds before restarting a worker that died; doubles each time it dies again within "
+    "10 s of its start.",
+    default=DEFAULTS.restart_delay,
+    type=float,
+)
+@_option(
+    "--restart-delay-max",
+    "The longest wait before restarting a worker that keeps dying.",
+    default=DEFAULTS.restart_delay_max,
+    type=float,
+)
+@_option(
+    "--ready-timeout",
+    "Seconds a replacement gets to register during a rolling restart (SIGHUP); if it does "
+    "not, the old worker is kept and the rolling restart stops.",
+    default=DEFAULTS.ready_timeout,
+    type=float,
+)
+@click.pass_context
+def run(
+    context: click.Context,
+    /,
+    workers: int,
+    web: bool,
+    restart_delay: float,
+    restart_delay_max: float,
+    ready_timeout: float,
+    **worker_options: Any,
+) -> None:
+    """Run WORKERS worker processes on this host and keep them running.
+
+    A worker that dies is restarted (waiting longer each time it dies again soon after its
+    start). SIGTERM or SIGINT: every worker drains (no new jobs; running ones get the shutdown
+    timeout), then the supervisor exits; a second signal tells the workers to stop waiting; a
+    third kills them. SIGHUP: the workers are replaced one by one, each old one draining only
+    once its replacement has registered. The other options are passed to every worker.
+    """
+    setup_logging(worker_options["log_file"] or None, worker_options["log_level"].upper())
+    if web:
+        log.warning("--web: the dashboard is not available yet; running the workers only")
+    engine = engine_of(context)  # fails now, not in every worker, if the app cannot load
+    settings = SupervisorSettings(
+        workers=workers,
+        restart_delay=restart_delay,
+        restart_delay_max=restart_delay_max,
+        ready_timeout=ready_timeout,
+        stop_timeout=stop_timeout(worker_options),
+    )
+    supervisor = Supervisor(
+        worker_arguments(context, worker_options),
+        settings,
+        worker_environment(context),
+        WorkerWatch(engine, worker_options["dead_after"]),
+    )
+    context.exit(supervisor.run())
+
+
+run.params.extend(WORKER_OPTIONS)
+
+
+def stop_timeout(values: dict[str, Any]) -> float:
+    """How long a worker may take to stop after SIGTERM before it is killed: its shutdown
+    timeout, the cancel ladder's graces, and 10 s to record outcomes and exit."""
+    return float(values["shutdown_timeout"] + values["cancel_grace"] + values["kill_grace"] + 10)
+
+
+def worker_environment(context: click.Context) -> dict[str, str]:
+    """This environment, plus --database-url as a variable: not on the command line, where
+    `ps` would show its password."""
+    environment = dict(os.environ)
+    url = context.find_root().obj.url
+    if url:
+        environment[URL_VARIABLE] = url
+    return environment
+
+
+def worker_arguments(context: click.Context, values: dict[str, Any]) -> Callable[[int], list[str]]:
+    """The arguments of the worker in each slot: --app, `worker`, the options given, and a log
+    file of its own (jobengine.log -> jobengine-worker-1.log)."""
+    app = context.find_root().obj.app
+    passed: list[str] = ["--app", app] if app else []
+    passed.append("worker")
+    for param in WORKER_OPTIONS:
+        source = context.get_parameter_source(str(param.name))
+        if param.name == "log_file" or source in (None, ParameterSource.DEFAULT):
+            continue
+        value = values[str(param.name)]
+        if param.is_flag:
+            passed += [param.opts[0]] if value else list(param.secondary_opts[:1])
+        else:
+            passed += [param.opts[0], str(value)]
+    log_file = values["log_file"]
+
+    def arguments(slot: int) -> list[str]:
+        if not log_file:
+            return [*passed, "--log-file", ""]
+        path = Path(log_file)
+        return [
+            *passed,
+            "--log-file",
+            str(path.with_name(f"{path.stem}-worker-{slot}{path.suffix}")),
+        ]
+
+    return arguments
+
+
+COMMANDS = [run]

@@ -1,0 +1,228 @@
+"""The CLI refusing bad input: one clear line, no traceback, nothing written; also as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cli_steps import APP_SOURCE, UNREACHABLE, one_clear_line, run, submit, write_app
+from job_steps import count_rows
+
+from jobengine import Engine
+
+CONSOLE_SCRIPT = Path(sys.executable).parent / "jobengine"
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The name of an app module, new for each test, importable from the working folder."""
+    monkeypatch.chdir(tmp_path)
+    name = write_app(tmp_path)
+    yield name
+    sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def reader(database_url: str) -> Iterator[Engine]:
+    """A bare engine on the same database, to check what the commands wrote."""
+    engine = Engine(database_url)
+    yield engine
+    engine.close()
+
+
+# -- bad input: one clear line, no traceback, nothing written ------------------------------------
+
+BAD_SUBMITS = {
+    "unknown type": (["nope"], "job type 'nope' is not registered; known types: add, send"),
+    "arg without =": (["add", "--arg", "oops"], "--arg 'oops' must look like key=value"),
+    "arg without key": (["add", "--arg", "=1"], "--arg '=1' must look like key=value"),
+    "bad json": (["add", "--json", "{nope"], "--json is not valid JSON"),
+    "json not an object": (["add", "--json", "[1, 2]"], "--json must be a JSON object"),
+    "missing argument": (["add", "--arg", "a=1"], "missing a required argument: 'b'"),
+    "extra argument": (["add", "--json", '{"a": 1, "b": 2, "c": 3}'], "unexpected keyword"),
+    "not JSON": (["add", "--arg", "a=NaN", "--arg", "b=1"], "must be JSON"),
+    "bad duration": (["add", "--json", '{"a":1,"b":2}', "--in", "10 parsecs"], "not understood"),
+    "negative duration": (["add", "--json", '{"a":1,"b":2}', "--in", "-5m"], "not understood"),
+    "bad timeout": (["add", "--json", '{"a":1,"b":2}', "--timeout", "soon"], "not understood"),
+    "bad at": (["add", "--json", '{"a":1,"b":2}', "--at", "tomorrow"], "is not an ISO time"),
+    "in and at": (
+        ["add", "--json", '{"a":1,"b":2}', "--in", "1m", "--at", "2030-01-01T00:00"],
+        "give --in or --at, not both",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SUBMITS))
+def test_bad_submit_is_one_clear_line_and_writes_nothing(
+    database_url: str, app: str, reader: Engine, case: str
+) -> None:
+    arguments, message = BAD_SUBMITS[case]
+    submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2")
+    rows_before = count_rows(reader.store)
+    one_clear_line(run(database_url, app, "submit", *arguments), message)
+    assert count_rows(reader.store) == rows_before
+
+
+@pytest.mark.parametrize("command", ["show", "cancel", "rerun", "log"])
+def test_an_unknown_job_id_is_one_clear_line(
+    database_url: str, app: str, reader: Engine, command: str
+) -> None:
+    submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2")
+    rows_before = count_rows(reader.store)
+    one_clear_line(run(database_url, app, command, "999999"), "no job has id 999999")
+    assert count_rows(reader.store) == rows_before
+
+
+def test_a_bad_status_filter_is_one_clear_line(database_url: str, app: str) -> None:
+    one_clear_line(run(database_url, app, "jobs", "--status", "done"), "unknown status 'done'")
+
+
+def test_a_damaged_database_is_one_clear_line(database_url: str, app: str, reader: Engine) -> None:
+    job_id = submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2")
+    with reader.store.database.transaction() as transaction:
+        transaction.execute("DROP TABLE job_events")
+    result = run(database_url, app, "show", str(job_id))
+    one_clear_line(result, "the database refused the command")
+    assert "job_events" in result.stderr
+    assert "jobengine db status" in result.stderr
+
+
+def test_click_usage_errors_have_no_traceback(database_url: str, app: str) -> None:
+    usage_errors = (
+        ["show", "abc"],
+        ["submit", "add", "--priority", "high"],
+        ["jobs", "--limit", "-1"],
+        ["nope"],
+    )
+    for arguments in usage_errors:
+        result = run(database_url, app, *arguments)
+        assert result.exit_code == 2
+        assert "Traceback" not in result.output
+        assert "Error:" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("jobs.db", "'jobs.db' is not a URL; use sqlite:///relative/path.db"),
+        ("mysql://root@localhost/jobs", "scheme 'mysql' is not supported"),
+        ("sqlite:///no/such/folder/jobs.db", "does not exist; create it or point the URL"),
+        ("postgresql://u@127.0.0.1:port/x", "port 'port' is not a number"),
+        (UNREACHABLE, "check that the server is running"),
+    ],
+)
+@pytest.mark.timeout(30)
+def test_a_bad_database_url_is_one_clear_line(
+    app: str, tmp_path: Path, url: str, message: str
+) -> None:
+    for arguments in (
+        ["jobs"],
+        ["submit", "add", "--arg", "a=1", "--arg", "b=2"],
+        ["db", "status"],
+    ):
+        one_clear_line(run(url, app, *arguments), message)
+    assert not (tmp_path / "no").exists()
+
+
+BAD_APPS = {
+    "missing module": ("no_such_app_module", None, "cannot import app module 'no_such_app_module'"),
+    "broken module": ("broken_app", "import no_such_dependency\n", "cannot import app module"),
+    "module that raises": ("raising_app", "raise RuntimeError('boom')\n", "RuntimeError: boom"),
+    "syntax error": ("syntax_app", "def (:\n", "cannot import app module 'syntax_app'"),
+    "wrong attribute": ("good_app:nothing", APP_SOURCE, "good_app:nothing is not a jobengine"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_APPS))
+def test_an_app_that_cannot_be_loaded_is_one_clear_line(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    app, source, message = BAD_APPS[case]
+    module = f"{app.partition(':')[0]}_{uuid.uuid4().hex[:8]}"
+    if source is not None:
+        (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    spec = module + (":" + app.partition(":")[2] if ":" in app else "")
+    try:
+        result = run(sqlite_url, spec, "submit", "add", "--arg", "a=1", "--arg", "b=2")
+    finally:
+        sys.modules.pop(module, None)
+    one_clear_line(result, message.replace(app.partition(":")[0], module))
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
+
+
+def test_without_an_app_the_error_says_how_to_register(sqlite_url: str) -> None:
+    one_clear_line(run(sqlite_url, None, "submit", "add"), "none (pass --app")
+
+
+# -- the real console script ---------------------------------------------------------------------
+
+
+def console(
+    cwd: Path, url: str, app: str | None, *arguments: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {**os.environ, "JOBENGINE_DATABASE_URL": url}
+    environment.pop("JOBENGINE_APP", None)
+    if app:
+        environment["JOBENGINE_APP"] = app
+    return subprocess.run(
+        [str(CONSOLE_SCRIPT), *arguments],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.timeout(90)
+def test_the_console_script_end_to_end(
+    database_url: str, app: str, tmp_path: Path, reader: Engine
+) -> None:
+    submitted = console(
+        tmp_path, database_url, app, "submit", "send", "--arg", "to=ada", "--in", "1h"
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = int(submitted.stdout.strip())
+    shown = console(tmp_path, database_url, app, "show", str(job_id), "--json")
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert (data["type"], data["args"], data["queue"]) == ("send", {"to": "ada"}, "mail")
+    assert [event["verb"] for event in data["events"]] == ["submit"]
+    status = console(tmp_path, database_url, None, "db", "status")
+    assert status.returncode == 0 and "to apply: none" in status.stdout
+    rows_before = count_rows(reader.store)
+    unknown = console(tmp_path, database_url, app, "submit", "nope")
+    assert unknown.returncode != 0
+    assert unknown.stderr.strip().splitlines() == [
+        "Error: job type 'nope' is not registered; known types: add, send"
+    ]
+    assert "Traceback" not in unknown.stderr + unknown.stdout
+    assert count_rows(reader.store) == rows_before
+
+
+@pytest.mark.timeout(60)
+def test_the_console_script_on_an_unreachable_postgresql(tmp_path: Path) -> None:
+    result = console(tmp_path, UNREACHABLE, None, "jobs")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot connect to PostgreSQL at 'postgresql://postgres@127.0.0.1:1/test'" in line
+    assert "check that the server is running" in line
+
+
+@pytest.mark.timeout(60)
+def test_the_console_script_with_a_broken_app(tmp_path: Path, sqlite_url: str) -> None:
+    (tmp_path / "broken_app.py").write_text("raise RuntimeError('boom')\n")
+    result = console(tmp_path, sqlite_url, "broken_app", "submit", "add")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    [line] = result.stderr.strip().splitlines()
+    assert "cannot import app module 'broken_app'" in line
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()

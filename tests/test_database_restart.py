@@ -1,0 +1,209 @@
+"""A private PostgreSQL stopped for 10 s under a running worker: no outcome lost, none twice."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from jobengine import DatabaseUnavailable, Engine, Status
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(150)]
+T = TypeVar("T")
+JOBS = 500
+OUTAGE = 10.0
+
+APP = '''
+"""Short jobs for the database restart test."""
+import time
+
+from jobengine import Engine
+
+engine = Engine()
+
+
+@engine.job
+def short(ctx, number):
+    ctx.progress(0.0)  # database writes from the job's own thread, which may meet the outage
+    time.sleep(0.05)
+    ctx.progress(1.0)
+    return number
+'''
+
+
+def wait_until(
+    condition: Callable[[], T],
+    timeout: float,
+    what: str,
+    state: Callable[[], str] = lambda: "",
+) -> T:
+    """Poll `condition` until it is truthy, through database errors; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(DatabaseUnavailable):
+            if value := condition():
+                return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what} {state()}")
+        time.sleep(0.1)
+
+
+def postgres_binaries() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
+    return Path(found[-1]).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class PrivateServer:
+    """A throw-away PostgreSQL cluster in a temporary folder, on a free port of its own."""
+
+    def __init__(self, folder: Path, binaries: Path) -> None:
+        self.folder, self.binaries = folder, binaries
+        self.data = folder / "data"
+        self.port = 0
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def run(self, program: str, *arguments: str) -> None:
+        command = [*self.as_owner, str(self.binaries / program), *arguments]
+        subprocess.run(command, check=True, capture_output=True, timeout=60)
+
+    def create(self) -> None:
+        self.run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def start(self) -> None:
+        options = f"-k {self.folder} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
+        log = str(self.folder / "server.log")
+        self.run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
+
+    def start_on_a_free_port(self) -> None:
+        for _ in range(3):
+            self.port = free_port()
+            try:
+                self.start()
+                return
+            except subprocess.CalledProcessError:
+                continue  # the port was taken in between; try another
+        raise RuntimeError(f"the private PostgreSQL did not start; see {self.folder}/server.log")
+
+    def stop(self, mode: str = "fast") -> None:
+        self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+
+@pytest.fixture
+def private_server() -> Iterator[PrivateServer]:
+    binaries = postgres_binaries()
+    folder = Path(tempfile.mkdtemp(prefix="jobengine-pg-"))  # tmp_path is closed to postgres
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    server = PrivateServer(folder, binaries)
+    try:
+        server.create()
+        server.start_on_a_free_port()
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            server.stop("immediate")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def worker(private_server: PrivateServer, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    (tmp_path / "restart_app.py").write_text(APP)
+    command = [sys.executable, "-m", "jobengine", "--app", "restart_app"]
+    command += ["--database-url", private_server.url, "worker", "--poll-interval", "0.2"]
+    command += ["--log-file", str(tmp_path / "worker.log")]
+    with (tmp_path / "worker.stderr").open("wb") as output:
+        process = subprocess.Popen(command, cwd=tmp_path, stdout=output, stderr=output)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
+def warning_count(log_file: Path) -> int:
+    return log_file.read_text().count(" WARNING ")
+
+
+def terminal_count(engine: Engine) -> int:
+    counts = engine.store.jobs.count_by_status()
+    return sum(count for status, count in counts.items() if status.terminal)
+
+
+def submit_jobs(engine: Engine) -> None:
+    @engine.job
+    def short(ctx: object, number: int) -> int:  # the submitting side of the app's job type
+        return number
+
+    for number in range(JOBS):
+        engine.submit("short", number=number)
+
+
+def test_the_worker_survives_a_database_restart_and_records_each_job_once(
+    private_server: PrivateServer, worker: subprocess.Popen[bytes], tmp_path: Path
+) -> None:
+    engine = Engine(private_server.url)
+    try:
+        submit_jobs(engine)
+        wait_until(lambda: terminal_count(engine) >= 100, 60, "the first 100 jobs")
+        warnings = warning_count(tmp_path / "worker.log")
+        private_server.stop("fast")
+        down_since = time.monotonic()
+        wait_until(
+            lambda: warning_count(tmp_path / "worker.log") > warnings,
+            OUTAGE,
+            "the worker to log the outage",
+        )
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))  # the outage itself
+        assert worker.poll() is None, "the worker died while the database was down"
+        private_server.start()
+        wait_until(
+            lambda: terminal_count(engine) == JOBS,
+            90,
+            f"every job to end; see {tmp_path / 'worker.log'}",
+            lambda: str(engine.store.jobs.count_by_status()),
+        )
+        assert worker.poll() is None
+        check_each_job_recorded_once(engine)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=40) == 0
+    finally:
+        engine.close()
+
+
+def check_each_job_recorded_once(engine: Engine) -> None:
+    jobs = engine.list(limit=JOBS + 1)
+    assert len(jobs) == JOBS
+    assert {job.status for job in jobs} == {Status.SUCCESS}
+    assert sorted(job.result for job in jobs) == list(range(JOBS))
+    with engine.store.database.transaction(write=False) as transaction:
+        rows = transaction.execute(
+            "SELECT job_id, COUNT(*) AS ends FROM job_events"
+            " WHERE to_status IN ('SUCCESS', 'WARNING', 'FAILURE', 'CANCELED') GROUP BY job_id"
+        )
+    assert len(rows) == JOBS
+    assert {row["ends"] for row in rows} == {1}, "a job was recorded as ended more than once"

@@ -1,0 +1,196 @@
+"""The runner on its own: return values and exceptions become outcomes; ctx and log capture."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from jobengine.context import JobCanceled, JobContext, current_job
+from jobengine.joblog import JobLog, clean_text
+from jobengine.model import Status
+from jobengine.registry import JobType
+from jobengine.runner import Outcome, failure_of, interpret, run_job
+from jobengine.store import LogLine
+from jobengine.worker import job_logger
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, Outcome(Status.SUCCESS)),
+        ("SUCCESS", Outcome(Status.SUCCESS)),
+        ("WARNING", Outcome(Status.WARNING)),
+        ("warning", Outcome(Status.WARNING)),
+        ("FAILURE", Outcome(Status.FAILURE)),
+        (Status.WARNING, Outcome(Status.WARNING)),
+        (("WARNING", "disk 91% full", ""), Outcome(Status.WARNING, "disk 91% full")),
+        (
+            ("FAILURE", "made 2 of 3", "host c down"),
+            Outcome(Status.FAILURE, "made 2 of 3", "host c down"),
+        ),
+        (("SUCCESS",), Outcome(Status.SUCCESS)),
+        (("success", 3, None), Outcome(Status.SUCCESS, "3")),
+        (
+            {"servers": ["web-1"], "n": 2},
+            Outcome(Status.SUCCESS, result_json='{"servers": ["web-1"], "n": 2}'),
+        ),
+        ("done", Outcome(Status.SUCCESS, result_json='"done"')),
+        (42, Outcome(Status.SUCCESS, result_json="42")),
+        ((1, 2), Outcome(Status.SUCCESS, result_json="[1, 2]")),
+        (False, Outcome(Status.SUCCESS, result_json="false")),
+    ],
+)
+def test_return_values_decide_the_outcome(value: Any, expected: Outcome) -> None:
+    assert interpret(value) == expected
+
+
+@pytest.mark.parametrize("value", [object(), {1, 2}, float("nan"), {"when": b"bytes"}])
+def test_a_return_value_that_is_not_json_is_a_failure(value: Any) -> None:
+    outcome = interpret(value)
+    assert outcome.status is Status.FAILURE
+    assert outcome.errors is not None
+    assert outcome.errors.startswith("the job returned a value that is not JSON")
+    assert outcome.result_json is None
+
+
+def test_failure_of_names_type_message_and_traceback() -> None:
+    try:
+        raise KeyError("server web-9")
+    except KeyError as error:
+        outcome = failure_of(error)
+    assert outcome.status is Status.FAILURE
+    assert outcome.errors is not None
+    assert outcome.errors.startswith(
+        "KeyError: 'server web-9'\n\nTraceback (most recent call last)"
+    )
+    assert "test_failure_of_names_type_message_and_traceback" in outcome.errors
+
+
+def test_clean_text_escapes_what_no_database_stores() -> None:
+    assert clean_text("plain ünïcode ✓") == "plain ünïcode ✓"
+    assert clean_text("a\x00b") == "a\\x00b"
+    assert clean_text("bad \udcff end") == "bad \\udcff end"
+
+
+# -- run_job: a job function called with its context, its log captured ----------------------------
+
+Lines = list[LogLine]
+
+
+def run(function: Callable[..., Any], **arguments: Any) -> tuple[Outcome, Lines, JobContext]:
+    """Run `function` as job 7, attempt 2, the way an executor does; return outcome and log."""
+    lines: Lines = []
+    context = JobContext(7, 2, "example", job_logger("example"), lambda f, m: None)
+    job_log = JobLog(7, 2, lines.append, cap=1_000_000, clock=lambda: 1.0)
+    job_type = JobType(name="example", function=function)
+    return run_job(job_type, arguments, context, job_log), lines, context
+
+
+def test_a_job_that_raises_fails_with_its_traceback_in_errors_and_log() -> None:
+    def provision(server: str) -> None:
+        raise ValueError(f"no capacity for {server}")
+
+    outcome, lines, _ = run(provision, server="web-1")
+    assert outcome.status is Status.FAILURE
+    assert outcome.errors is not None
+    first, _, trace = outcome.errors.partition("\n\n")
+    assert first == "ValueError: no capacity for web-1"
+    assert trace.startswith("Traceback (most recent call last)")
+    assert "in provision" in trace
+    assert "in run_job" not in trace, "the traceback starts at the job's own frame"
+    assert [line.level for line in lines] == ["ERROR"]
+    assert "ValueError: no capacity for web-1" in lines[0].text
+
+
+@pytest.mark.parametrize("error", [SystemExit(3), KeyboardInterrupt()])
+def test_even_system_exit_in_a_job_is_only_a_failure(error: BaseException) -> None:
+    def leave() -> None:
+        raise error
+
+    outcome, _, _ = run(leave)
+    assert outcome.status is Status.FAILURE
+    assert outcome.errors is not None
+    assert outcome.errors.startswith(type(error).__name__)
+
+
+def test_ctx_is_passed_and_is_current_job_in_the_job_thread() -> None:
+    seen: dict[str, Any] = {}
+
+    def inspect(ctx: JobContext, label: str) -> dict[str, Any]:
+        seen["current"] = current_job()
+        seen["context"] = ctx
+        return {"id": ctx.job_id, "attempt": ctx.attempt, "label": label}
+
+    outcome, _, context = run(inspect, label="x")
+    assert seen["context"] is context
+    assert seen["current"] is context
+    assert outcome.result_json == '{"id": 7, "attempt": 2, "label": "x"}'
+    assert current_job() is None, "the context is only current while the job runs"
+
+
+def test_a_function_without_ctx_gets_only_its_arguments() -> None:
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    outcome, _, _ = run(add, a=2, b=3)
+    assert outcome == Outcome(Status.SUCCESS, result_json="5")
+
+
+def test_logging_and_printing_go_to_the_job_log_and_streams_are_restored() -> None:
+    stdout, stderr = sys.stdout, sys.stderr
+
+    def talk(ctx: JobContext) -> None:
+        ctx.log.info("from ctx.log %s", 1)
+        logging.getLogger("some.library").warning("from a library")
+        print("from print", end="")
+        print(" and more")
+        print("to stderr", file=sys.stderr)
+        print("unfinished", end="")
+
+    outcome, lines, _ = run(talk)
+    assert outcome.status is Status.SUCCESS
+    assert [(line.level, line.text) for line in lines] == [
+        ("INFO", "job.example: from ctx.log 1"),
+        ("WARNING", "some.library: from a library"),
+        ("STDOUT", "from print and more"),
+        ("STDERR", "to stderr"),
+        ("STDOUT", "unfinished"),
+    ]
+    assert all((line.job_id, line.attempt) == (7, 2) for line in lines)
+    assert (sys.stdout, sys.stderr) == (stdout, stderr)
+
+
+def test_a_cancel_exception_means_canceled() -> None:
+    def stop(ctx: JobContext) -> None:
+        ctx.request_stop("cancel", "canceled by an operator")
+        ctx.check_cancel()
+
+    outcome, _, _ = run(stop)
+    assert outcome == Outcome(Status.CANCELED, errors="canceled by an operator", stopped=True)
+
+
+def test_job_canceled_is_not_swallowed_by_except_exception() -> None:
+    def stubborn() -> str:
+        try:
+            raise JobCanceled("stop")
+        except Exception:  # pragma: no cover - must not catch it
+            return "caught"
+
+    outcome, _, _ = run(stubborn)
+    assert outcome.status is Status.CANCELED
+
+
+def test_text_a_database_cannot_store_is_escaped() -> None:
+    def dirty() -> tuple[str, str, str]:
+        print("nul \x00 and \udcff")
+        return ("WARNING", "out\x00put", "bad \udcff")
+
+    outcome, lines, _ = run(dirty)
+    assert outcome == Outcome(Status.WARNING, "out\\x00put", "bad \\udcff")
+    assert [line.text for line in lines] == ["nul \\x00 and \\udcff"]
