@@ -192,7 +192,7 @@ def run(options: Options, rounds: int = 4, jobs: int = 10, only: str | None = No
     del options  # sizes of the other benchmarks; recovery has its own
     table = Table(
         "Recovery after SIGKILL (heartbeat 5 s, dead after 20 s)",
-        ["backend", "path", "kills", "jobs", "p50 s", "p99 s", "max s", f"p99 < {TARGET:g} s"],
+        ["backend", "path", "rounds", "jobs", "p50 s", "p99 s", "max s", f"p99 < {TARGET:g} s"],
     )
     chosen = [b for b in backends() if only is None or b.lower() == only.lower()]
     for backend in chosen:

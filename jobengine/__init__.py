@@ -1,6 +1,9 @@
-"""jobengine: a background job engine. The public surface: Engine, Status, Job and errors."""
+"""jobengine: a background job engine. The public surface: Engine, Worker, Status and errors."""
+
+__version__ = "0.1.0"
 
 from jobengine.clock import Clock, ManualClock, SystemClock
+from jobengine.context import JobCanceled, JobContext, current_job
 from jobengine.engine import Engine
 from jobengine.errors import (
     ConfigurationError,
@@ -15,8 +18,7 @@ from jobengine.errors import (
     UnknownJobType,
 )
 from jobengine.model import Event, Job, Status
-
-__version__ = "0.1.0"
+from jobengine.worker import Settings, Worker
 
 __all__ = [
     "Clock",
@@ -28,12 +30,17 @@ __all__ = [
     "InvalidArguments",
     "InvalidSchedule",
     "Job",
+    "JobCanceled",
+    "JobContext",
     "JobEngineError",
     "JobNotFound",
     "ManualClock",
     "MoveConflict",
     "SchemaOutdated",
+    "Settings",
     "Status",
     "SystemClock",
     "UnknownJobType",
+    "Worker",
+    "current_job",
 ]

@@ -16,7 +16,7 @@ from jobengine.model import Job, Status
 from jobengine.registry import JobType
 from jobengine.runner import Outcome
 from jobengine.store import Move, Store
-from jobengine.store.jobs import EVENT_SQL, apply_move
+from jobengine.store.jobs import EVENT_SQL, apply_moves
 
 log = logging.getLogger("jobengine.worker")
 MAX_RETRY_DELAY = 3600.0
@@ -214,11 +214,17 @@ class Recorder:
 
     def _write_batch(self, records: list[Record]) -> list[Move | None]:
         now = self.clock()
-        won: list[Move | None] = []
+        won: list[Move | None] = [None] * len(records)
+        waiting = list(range(len(records)))
         with self.store.database.transaction() as transaction:
-            for record in records:
-                winner = next((m for m in record.moves if apply_move(transaction, m, now)), None)
-                won.append(winner)
+            for turn in range(max(len(record.moves) for record in records)):
+                tries = [
+                    (i, records[i].moves[turn]) for i in waiting if turn < len(records[i].moves)
+                ]
+                results = apply_moves(transaction, [move for _, move in tries], now)
+                for (index, move), ok in zip(tries, results, strict=True):
+                    won[index] = move if ok else None
+                waiting = [index for (index, _), ok in zip(tries, results, strict=True) if not ok]
         return won
 
     def run(self, done: threading.Event) -> None:

@@ -206,7 +206,6 @@ class Worker:
             running.job, running.job_type, outcome, context.stop_kind, self.id, self.clock.now()
         )
         self.recorder.add(Record(running.job, moves, lambda move: self._recorded(running, move)))
-        self.wake.set()
 
     def _recorded(self, running: Running, move: Move | None) -> None:
         job = running.job
@@ -226,6 +225,7 @@ class Worker:
         with self.lock:
             self.running.pop(job.id, None)
         running.ended.set()
+        self.wake.set()  # capacity is free: claim again now, not at the next poll
 
     def request_stop(self, running: Running, kind: str, reason: str) -> None:
         self.ladder.request_stop(running, kind, reason)

@@ -23,6 +23,8 @@ URL_HELP = (
 class Transaction(abc.ABC):
     """One open transaction; SQL uses `?` placeholders on every backend."""
 
+    dialect: str
+
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one statement and return its rows (empty for statements without rows)."""
@@ -30,6 +32,13 @@ class Transaction(abc.ABC):
     @abc.abstractmethod
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement once per parameter row."""
+
+    def execute_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """Run several statements, each with its own parameters; their rows in order.
+
+        PostgreSQL sends them all in one round trip (pipeline mode); SQLite runs them in turn.
+        """
+        return [self.execute(sql, params) for sql, params in statements]
 
 
 class Database(abc.ABC):

@@ -148,7 +148,7 @@ class JobStore:
         if not moves:
             return []
         with self.database.transaction() as transaction:
-            return [apply_move(transaction, move, now) for move in moves]
+            return apply_moves(transaction, moves, now)
 
     def claim(self, worker: str, queues: Sequence[str], limit: int, now: float) -> list[Job]:
         """Move up to `limit` due PENDING jobs to QUEUED for `worker`, best first."""
@@ -203,32 +203,48 @@ class JobStore:
 
 def apply_move(transaction: Transaction, move: Move, now: float) -> bool:
     """The guarded UPDATE plus its event row; False (and nothing written) if the guard failed."""
-    assignments = ["status = ?"] + [f"{column} = ?" for column in move.changes]
+    return apply_moves(transaction, [move], now)[0]
+
+
+def apply_moves(transaction: Transaction, moves: Sequence[Move], now: float) -> list[bool]:
+    """Each move's guarded UPDATE and, only if it won, its event row; True for each that won.
+
+    On PostgreSQL each move is one statement (the event is inserted from the UPDATE's
+    RETURNING) and the whole batch goes in one round trip; SQLite runs them in turn.
+    """
+    updates = [_guarded_update(move) for move in moves]
+    events = [
+        (now, m.verb, m.source.value, m.target.value, m.actor, m.reason, m.attempt) for m in moves
+    ]
+    if transaction.dialect == "postgresql":
+        statements = [
+            (
+                f"WITH moved AS ({sql}) INSERT INTO job_events (job_id, at, verb, from_status,"
+                " to_status, actor, reason, attempt) SELECT id, ?, ?, ?, ?, ?, ?, ? FROM moved"
+                " RETURNING job_id",
+                [*params, *event],
+            )
+            for (sql, params), event in zip(updates, events, strict=True)
+        ]
+        return [bool(rows) for rows in transaction.execute_batch(statements)]
+    won = []
+    for (sql, params), move, event in zip(updates, moves, events, strict=True):
+        moved = bool(transaction.execute(sql, params))
+        if moved:
+            transaction.execute(EVENT_SQL, (move.job_id, *event))
+        won.append(moved)
+    return won
+
+
+def _guarded_update(move: Move) -> tuple[str, list[Any]]:
+    assignments = ", ".join(["status = ?"] + [f"{column} = ?" for column in move.changes])
     params: list[Any] = [move.target.value, *move.changes.values()]
     guard = "id = ? AND status = ? AND attempt = ?"
     params += [move.job_id, move.source.value, move.attempt]
     if move.worker is not None:
         guard += " AND worker = ?"
         params.append(move.worker)
-    rows = transaction.execute(
-        f"UPDATE jobs SET {', '.join(assignments)} WHERE {guard} RETURNING id", params
-    )
-    if not rows:
-        return False
-    transaction.execute(
-        EVENT_SQL,
-        (
-            move.job_id,
-            now,
-            move.verb,
-            move.source.value,
-            move.target.value,
-            move.actor,
-            move.reason,
-            move.attempt,
-        ),
-    )
-    return True
+    return f"UPDATE jobs SET {assignments} WHERE {guard} RETURNING id", params
 
 
 def _conflict_message(transaction: Transaction, move: Move) -> str:

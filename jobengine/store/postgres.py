@@ -45,6 +45,8 @@ def _check_url(url: str) -> None:
 
 
 class PostgresTransaction(Transaction):
+    dialect = "postgresql"
+
     def __init__(self, connection: Any) -> None:
         self.connection = connection
 
@@ -54,6 +56,18 @@ class PostgresTransaction(Transaction):
             if cursor.description is None:
                 return []
             return list(cursor.fetchall())
+
+    def execute_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        cursors = []
+        with self.connection.pipeline():
+            for sql, params in statements:
+                cursor = self.connection.cursor(row_factory=dict_row)
+                cursor.execute(_sql(sql), tuple(params))
+                cursors.append(cursor)
+        results = [list(cursor.fetchall()) if cursor.description else [] for cursor in cursors]
+        for cursor in cursors:
+            cursor.close()
+        return results
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if not rows:
@@ -82,7 +96,14 @@ class PostgresDatabase(Database):
             kwargs={"connect_timeout": CONNECT_TIMEOUT},
             timeout=30,
         )
-        self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
+        try:
+            self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
+        except PoolTimeout as error:
+            self.pool.close()
+            raise DatabaseUnavailable(
+                f"PostgreSQL at {describe(url)!r} accepted a test connection but the pool could "
+                f"not open one in {CONNECT_TIMEOUT * 2} s; check the server's max_connections"
+            ) from error
 
     def _check_reachable(self) -> None:
         try:

@@ -33,6 +33,8 @@ def sqlite_path(url: str) -> str:
 
 
 class SqliteTransaction(Transaction):
+    dialect = "sqlite"
+
     def __init__(self, connection: sqlite3.Connection) -> None:
         self.connection = connection
 
