@@ -41,7 +41,7 @@ class Table:
         return "\n".join(lines + [f"  {note}" for note in self.notes])
 
     def markdown(self) -> str:
-        lines = [f"### {self.title}", "", "| " + " | ".join(self.columns) + " |"]
+        lines = ["| " + " | ".join(self.columns) + " |"]
         lines.append("|" + "|".join("---" for _ in self.columns) + "|")
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines + [""] + [f"- {note}" for note in self.notes])
@@ -64,25 +64,46 @@ def machine() -> str:
 
 
 def write(tables: list[Table], command: str, started: float, machine_at_start: str) -> Path:
-    """Print every table and write them all to bench/results/latest.md."""
+    """Print every table; in bench/results/latest.md replace the sections of these tables.
+
+    Each benchmark keeps its own latest section, so running one benchmark (or a module of its
+    own) does not wipe the results of the others.
+    """
     for table in tables:
         print()
         print(table.text())
-    header = [
-        "# Benchmark results",
-        "",
+    run = [
         f"- when: {time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime(started))}",
         f"- command: `{command}`",
         f"- machine at the start: {machine_at_start}",
-        f"- took: {time.time() - started:.0f} s",
-        "",
+        f"- the run took {time.time() - started:.0f} s",
     ]
-    body = "\n\n".join(table.markdown() for table in tables)
+    sections = read_sections(RESULTS / "latest.md")
+    for table in tables:
+        sections[table.title] = "\n".join([f"## {table.title}", "", *run, "", table.markdown()])
     RESULTS.mkdir(exist_ok=True)
     target = RESULTS / "latest.md"
-    target.write_text("\n".join(header) + "\n" + body + "\n")
+    target.write_text(HEADER + "\n\n".join(sections.values()) + "\n")
     print(f"\nwritten to {target}")
     return target
+
+
+HEADER = (
+    "# Benchmark results\n\n"
+    "The latest run of each benchmark (`python -m bench` runs them all; see docs/benchmarks.md)."
+    "\n\n"
+)
+
+
+def read_sections(path: Path) -> dict[str, str]:
+    """The sections of an earlier results file, by title (each starts with a `## ` heading)."""
+    if not path.exists():
+        return {}
+    sections: dict[str, str] = {}
+    for block in path.read_text().split("\n## ")[1:]:
+        title = block.split("\n", 1)[0].strip()
+        sections[title] = "## " + block.rstrip()
+    return sections
 
 
 def command_line() -> str:

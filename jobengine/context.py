@@ -98,3 +98,11 @@ class JobContext:
             self.running = False
             if self.thread_id is not None:
                 raise_in_thread(self.thread_id, None)
+
+
+def job_logger(job_type: str) -> logging.Logger:
+    """`ctx.log`: passes INFO and up whatever the root level, to the job's own log."""
+    logger = logging.getLogger(f"job.{job_type}")
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+    return logger

@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Any
 
 from jobengine import joblog
-from jobengine.context import JobCanceled, JobContext
+from jobengine.context import JobCanceled, JobContext, job_logger
 from jobengine.joblog import JobLog
 from jobengine.registry import JobType
 from jobengine.runner import Outcome, failure_of, run_job
@@ -84,7 +84,7 @@ class Child:
             message["job"],
             message["attempt"],
             message["type"],
-            _logger(message["type"]),
+            job_logger(message["type"]),
             self._send_progress,
         )
         send(self.connection, self.lock, {"started": True})
@@ -115,12 +115,6 @@ class Child:
 
     def _send_progress(self, fraction: float, message: str | None) -> None:
         send(self.connection, self.lock, {"progress": fraction, "message": message})
-
-
-def _logger(job_type: str) -> Any:
-    from jobengine.worker import job_logger
-
-    return job_logger(job_type)
 
 
 def _encode(outcome: Outcome) -> dict[str, Any]:

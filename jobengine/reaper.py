@@ -13,7 +13,7 @@ from jobengine.model import Status
 from jobengine.recorder import retry_delay
 from jobengine.registry import Registry
 from jobengine.store import LogLine, Move, Store, WorkerRecord
-from jobengine.store.jobs import apply_move
+from jobengine.store.jobs import apply_moves
 from jobengine.store.workers import LIVE, STOPPED
 
 log = logging.getLogger("jobengine.reaper")
@@ -110,7 +110,8 @@ class Reaper:
             rows = self.store.workers.held_jobs(transaction, worker, silent_since)
             why = _why(worker, record, cause, rows)
             moves = [self.move(row, why, now) for row in rows]
-            won = [move for move in moves if apply_move(transaction, move, now)]
+            won_flags = apply_moves(transaction, moves, now) if moves else []
+            won = [move for move, ok in zip(moves, won_flags, strict=True) if ok]
         for move in won:
             log.warning("%s job %s: %s", move.verb, move.job_id, move.reason)
         self.store.logs.append(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from jobengine import __version__, joblog
-from jobengine.context import JobContext
+from jobengine.context import JobContext, job_logger
 from jobengine.errors import DatabaseUnavailable, JobEngineError
 from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecutor
 from jobengine.joblog import JobLog, LogWriter
@@ -49,14 +49,6 @@ class Settings:
     log_cap: int = joblog.DEFAULT_CAP
 
 
-def job_logger(job_type: str) -> logging.Logger:
-    """`ctx.log`: passes INFO and up whatever the root level, to the job's own log."""
-    logger = logging.getLogger(f"job.{job_type}")
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.INFO)
-    return logger
-
-
 class Worker:
     """One worker: `run()` until stopped, or `run_once()` / `drain()` in the caller's thread."""
 
@@ -78,6 +70,7 @@ class Worker:
         }
         self.ladder = Ladder(self.store, self.executors, self.id, self.clock.now)
         self.running: dict[int, Running] = {}
+        self.unstarted: list[Job] = []
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -98,67 +91,74 @@ class Worker:
             return self.settings.concurrency - len(self.running)
 
     def claim(self) -> list[Job]:
-        """Claim up to the free capacity and start what was claimed; return the started jobs."""
-        free = self.free_capacity()
-        if free <= 0 or self.draining:
-            return []
-        now = self.clock.now()
-        jobs = self.store.jobs.claim(self.id, self.settings.queues, free, now)
+        """Claim up to the free capacity and start what was claimed; return the started jobs.
+
+        Jobs claimed but not started (the start failed, e.g. the database went away) are kept
+        and started on the next turn, so none stays QUEUED while this worker lives.
+        """
+        free = self.free_capacity() - len(self.unstarted)
+        if free > 0 and not self.draining:
+            claimed = self.store.jobs.claim(self.id, self.settings.queues, free, self.clock.now())
+            for job in claimed:
+                log.info("claim job %s (%s) attempt %s", job.id, job.type, job.attempt)
+            self.unstarted += claimed
+        jobs, self.unstarted = self.unstarted, []
         if not jobs:
             return []
-        for job in jobs:
-            log.info("claim job %s (%s) attempt %s", job.id, job.type, job.attempt)
-        return self.start(jobs)
+        try:
+            return self.start(jobs)
+        except BaseException:
+            self.unstarted = jobs
+            raise
 
     def start(self, jobs: list[Job]) -> list[Job]:
         """Move claimed jobs to RUNNING in one transaction; release those of unknown types."""
+        known = [job for job in jobs if job.type in self.engine.registry]
+        unknown = [job for job in jobs if job.type not in self.engine.registry]
+        message = f"job type {{job.type!r}} is not registered in worker {self.id}"
+        self._release(unknown, message, delay=60)
         now = self.clock.now()
-        moves, unknown = [], []
-        for job in jobs:
-            if job.type in self.engine.registry:
-                moves.append(
-                    Move(
-                        job.id,
-                        job.attempt,
-                        Status.QUEUED,
-                        Status.RUNNING,
-                        "start",
-                        self.id,
-                        changes={"started_at": now},
-                        worker=self.id,
-                    )
-                )
-            else:
-                unknown.append(job)
-        self._fail_unknown(unknown, now)
-        won = self.store.jobs.move_many(moves, now)
-        started = [
-            job for job, ok in zip([j for j in jobs if j not in unknown], won, strict=True) if ok
+        moves = [
+            Move(
+                job.id,
+                job.attempt,
+                Status.QUEUED,
+                Status.RUNNING,
+                "start",
+                self.id,
+                changes={"started_at": now},
+                worker=self.id,
+            )
+            for job in known
         ]
+        won = self.store.jobs.move_many(moves, now)
+        started = [job for job, ok in zip(known, won, strict=True) if ok]
         for job in started:
             log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
         return started
 
-    def _fail_unknown(self, jobs: list[Job], now: float) -> None:
-        """A job whose type this worker does not know: give it back, or fail it with a reason."""
-        moves = []
-        for job in jobs:
-            reason = f"job type {job.type!r} is not registered in worker {self.id}"
-            log.error("release job %s: %s", job.id, reason)
-            moves.append(
-                Move(
-                    job.id,
-                    job.attempt,
-                    Status.QUEUED,
-                    Status.PENDING,
-                    "release",
-                    self.id,
-                    reason,
-                    {"worker": None, "run_at": now + 60},
-                    worker=self.id,
-                )
+    def _release(self, jobs: list[Job], reason: str, delay: float = 0.0) -> None:
+        """Give claimed jobs that never started back to the queue (best effort: else reaped)."""
+        now = self.clock.now()
+        changes = {"worker": None, "queued_at": None, "run_at": now + delay}
+        moves = [
+            Move(
+                job.id,
+                job.attempt,
+                Status.QUEUED,
+                Status.PENDING,
+                "release",
+                self.id,
+                reason.format(job=job),
+                changes,
+                worker=self.id,
             )
-        self.store.jobs.move_many(moves, now)
+            for job in jobs
+        ]
+        for move in moves:
+            log.warning("release job %s: %s", move.job_id, move.reason)
+        with contextlib.suppress(DatabaseUnavailable):
+            self.store.jobs.move_many(moves, now)
 
     def prepare(self, job: Job) -> Running:
         """Everything a started job needs to run: its type, context and log."""
@@ -372,6 +372,8 @@ class Worker:
         """Stop claiming, let jobs finish for the shutdown timeout, then stop the rest."""
         self.draining = True
         log.info("worker %s draining: %s jobs running", self.id, len(self.running))
+        self._release(self.unstarted, "the worker is stopping")
+        self.unstarted = []
         self._beat_quietly()
         self._wait_for_jobs(time.monotonic() + self.settings.shutdown_timeout, self.hurry)
         for running in list(self.running.values()):

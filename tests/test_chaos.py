@@ -130,7 +130,7 @@ def check_recoveries(
             pid = int(found.group(1).split(":")[1])
             assert pid in chaos.killed, f"worker {found.group(1)} was never killed: {event}"
             latencies.append(float(event["at"]) - chaos.killed[pid])  # type: ignore[arg-type]
-            recovered_by[recovery_path(str(event["reason"]))] += 1
+            recovered_by[f"{recovery_path(str(event['reason']))} {event['verb']}"] += 1
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""The runner on its own: return values and exceptions become outcomes; ctx and log capture."""
+"""The runner and the recorder: return values, exceptions and printed text become outcomes."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from typing import Any
 
 import pytest
 
+from jobengine import Engine
 from jobengine.context import JobCanceled, JobContext, current_job
 from jobengine.joblog import JobLog, clean_text
 from jobengine.model import Status
+from jobengine.recorder import Record, decide
 from jobengine.registry import JobType
 from jobengine.runner import Outcome, failure_of, interpret, run_job
 from jobengine.store import LogLine
-from jobengine.worker import job_logger
+from jobengine.worker import Worker, job_logger
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(60)
 
 
 @pytest.mark.parametrize(
@@ -194,3 +196,44 @@ def test_text_a_database_cannot_store_is_escaped() -> None:
     outcome, lines, _ = run(dirty)
     assert outcome == Outcome(Status.WARNING, "out\\x00put", "bad \\udcff")
     assert [line.text for line in lines] == ["nul \\x00 and \\udcff"]
+
+
+# -- recorded on both backends --------------------------------------------------------------------
+
+
+def test_text_no_database_stores_is_escaped_not_lost(engine: Engine) -> None:
+    """A NUL (refused by PostgreSQL) or a lone surrogate (refused by both) once lost outcomes."""
+
+    @engine.job
+    def dirty() -> tuple[str, str, str]:
+        print("printed \x00 and \udcff")
+        return ("WARNING", "out\x00put", "bad \udcff")
+
+    dirty_id, clean_id = engine.submit("dirty"), engine.submit("add", a=1, b=2)
+    Worker(engine).drain()
+    dirty_job = engine.get(dirty_id)
+    assert (dirty_job.status, dirty_job.output, dirty_job.errors) == (
+        Status.WARNING,
+        "out\\x00put",
+        "bad \\udcff",
+    )
+    assert [line.text for line in engine.log(dirty_id)] == ["printed \\x00 and \\udcff"]
+    assert engine.get(clean_id).result == 3
+
+
+def test_an_outcome_the_database_refuses_ends_failure_and_spares_the_batch(engine: Engine) -> None:
+    worker = Worker(engine)
+    ids = [engine.submit("add", a=1, b=1), engine.submit("add", a=2, b=2)]
+    started = worker.start(engine.store.jobs.claim(worker.id, [], 10, engine.clock.now()))
+    job_type = engine.registry.get("add")
+    outcomes = [Outcome(Status.SUCCESS, output="lone \udcff"), Outcome(Status.SUCCESS, "fine")]
+    for job, outcome in zip(started, outcomes, strict=True):
+        moves = decide(job, job_type, outcome, None, worker.id, engine.clock.now())
+        worker.recorder.add(Record(job, moves))
+    assert worker.recorder.flush() == 2
+
+    refused, fine = (engine.get(job_id) for job_id in ids)
+    assert refused.status is Status.FAILURE
+    assert refused.errors is not None
+    assert refused.errors.startswith("the outcome could not be stored (UnicodeEncodeError")
+    assert (fine.status, fine.output) == (Status.SUCCESS, "fine")

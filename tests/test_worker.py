@@ -13,8 +13,6 @@ import pytest
 from jobengine import Engine, ManualClock, Status
 from jobengine.context import JobContext, current_job
 from jobengine.model import Event
-from jobengine.recorder import Record, decide
-from jobengine.runner import Outcome
 from jobengine.worker import Settings, Worker
 
 pytestmark = pytest.mark.timeout(60)
@@ -125,44 +123,6 @@ def test_a_return_value_that_is_not_json_is_a_failure(engine: Engine) -> None:
     assert job.status is Status.FAILURE
     assert job.errors is not None and "not JSON" in job.errors
     assert job.result is None
-
-
-def test_text_no_database_stores_is_escaped_not_lost(engine: Engine) -> None:
-    """A NUL (refused by PostgreSQL) or a lone surrogate (refused by both) once lost outcomes."""
-
-    @engine.job
-    def dirty() -> tuple[str, str, str]:
-        print("printed \x00 and \udcff")
-        return ("WARNING", "out\x00put", "bad \udcff")
-
-    dirty_id, clean_id = engine.submit("dirty"), engine.submit("add", a=1, b=2)
-    Worker(engine).drain()
-    dirty_job = engine.get(dirty_id)
-    assert (dirty_job.status, dirty_job.output, dirty_job.errors) == (
-        Status.WARNING,
-        "out\\x00put",
-        "bad \\udcff",
-    )
-    assert [line.text for line in engine.log(dirty_id)] == ["printed \\x00 and \\udcff"]
-    assert engine.get(clean_id).result == 3
-
-
-def test_an_outcome_the_database_refuses_ends_failure_and_spares_the_batch(engine: Engine) -> None:
-    worker = Worker(engine)
-    ids = [engine.submit("add", a=1, b=1), engine.submit("add", a=2, b=2)]
-    started = worker.start(engine.store.jobs.claim(worker.id, [], 10, engine.clock.now()))
-    job_type = engine.registry.get("add")
-    outcomes = [Outcome(Status.SUCCESS, output="lone \udcff"), Outcome(Status.SUCCESS, "fine")]
-    for job, outcome in zip(started, outcomes, strict=True):
-        moves = decide(job, job_type, outcome, None, worker.id, engine.clock.now())
-        worker.recorder.add(Record(job, moves))
-    assert worker.recorder.flush() == 2
-
-    refused, fine = (engine.get(job_id) for job_id in ids)
-    assert refused.status is Status.FAILURE
-    assert refused.errors is not None
-    assert refused.errors.startswith("the outcome could not be stored (UnicodeEncodeError")
-    assert (fine.status, fine.output) == (Status.SUCCESS, "fine")
 
 
 # -- retries --------------------------------------------------------------------------------------
