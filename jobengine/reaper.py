@@ -96,22 +96,24 @@ class Reaper:
         move every job it holds; return how many jobs moved."""
         with self.store.database.transaction() as transaction:
             record = self.store.workers.lock(transaction, worker)
-            if record is not None and record.state in LIVE:
-                if cause is None and record.heartbeat >= cutoff:
-                    return 0
+            declared = record is not None and record.state in LIVE
+            if declared and cause is None and record is not None and record.heartbeat >= cutoff:
+                return 0  # it beat after the suspicion: alive
+            if declared:
                 self.store.workers.declare_dead(transaction, worker, now)
-                log.warning(
-                    "reap worker %s: no heartbeat since %s%s",
-                    worker,
-                    _time(record.heartbeat),
-                    f" ({cause})" if cause else "",
-                )
             silent_since = cutoff if record is None else None
             rows = self.store.workers.held_jobs(transaction, worker, silent_since)
             why = _why(worker, record, cause, rows)
             moves = [self.move(row, why, now) for row in rows]
             won_flags = apply_moves(transaction, moves, now) if moves else []
             won = [move for move, ok in zip(moves, won_flags, strict=True) if ok]
+        if declared and record is not None:
+            log.warning(
+                "reap worker %s: no heartbeat since %s%s",
+                worker,
+                _time(record.heartbeat),
+                f" ({cause})" if cause else "",
+            )
         for move in won:
             log.warning("%s job %s: %s", move.verb, move.job_id, move.reason)
         self.store.logs.append(

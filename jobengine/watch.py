@@ -6,18 +6,23 @@ import logging
 import os
 import socket
 import threading
+import time
 
 from jobengine.engine import Engine
 from jobengine.reaper import Reaper
 
 log = logging.getLogger("jobengine.supervisor")
+# The supervisor also reaps, this often: it catches what a dead worker's last transaction
+# committed after the worker was declared dead, and keeps reaping while every worker is down.
+REAP_EVERY = 1.0
 
 
 class WorkerWatch:
     """Runs in a thread of its own, so that a slow or absent database never delays a signal.
 
     It answers which children have registered (a replacement is ready), and recovers the jobs
-    of a child seen to end at once: its death is certain, no need to wait for its silence.
+    of a child seen to end at once: its death is certain, no need to wait for its silence. At
+    start-up it recovers what a previous run on this host left, and it reaps like a worker.
     """
 
     def __init__(self, engine: Engine, dead_after: float) -> None:
@@ -29,8 +34,9 @@ class WorkerWatch:
         self.exits: list[tuple[int, str]] = []
         self.usable = True
         self.reaper: Reaper | None = None
+        self.next_reap = 0.0
         self.wake, self.done = threading.Event(), threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True, name="registry-watch")
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="worker-watch")
 
     def start(self) -> None:
         self.wake.set()  # the first step (the start-up recovery) at once
@@ -104,3 +110,6 @@ class WorkerWatch:
             with self.lock:
                 self.seen |= alive
                 self.awaited -= alive
+        if time.monotonic() >= self.next_reap:
+            self.next_reap = time.monotonic() + REAP_EVERY
+            reaper.reap()

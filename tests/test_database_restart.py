@@ -168,11 +168,6 @@ def submit_jobs(engine: Engine) -> None:
 def test_the_worker_survives_a_database_restart_and_records_each_job_once(
     tmp_path: Path,
 ) -> None:
-    pytest.skip(
-        "waiting on fix: jobengine/worker.py Worker.claim() leaves claimed jobs QUEUED for ever "
-        "when the start after the claim fails (an outage between the two): a few of the 500 "
-        "jobs never end (see test_a_claimed_job_whose_start_failed_is_not_left_queued)"
-    )
     with private_server() as server, worker_process(server, tmp_path) as worker:
         engine = Engine(server.url)
         try:

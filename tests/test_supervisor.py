@@ -13,28 +13,26 @@ import click
 import pytest
 from click.testing import CliRunner
 from waiting import wait_for
-from worker_processes import ACTIVE, App, all_gone, events_by_job, kill_tree, worker_children
+from worker_processes import (
+    ACTIVE,
+    App,
+    all_gone,
+    events_by_job,
+    kill_tree,
+    registered_children,
+    worker_children,
+)
 
 from jobengine import Status
 from jobengine.cli import main
 from jobengine.cli.supervisor import run as run_command
+from jobengine.store import WorkerRecord
 
 FAST = ("--poll-interval", "0.1", "--heartbeat-interval", "0.5", "--dead-after", "3")
 
 
 def start_run(app: App, *options: str, **environment: str) -> subprocess.Popen[bytes]:
     return app.start("run", "--restart-delay", "0.2", *options, log="run.log", **environment)
-
-
-def registered_children(app: App, supervisor: subprocess.Popen[bytes], count: int) -> list[int]:
-    """Wait until `count` worker processes of the supervisor have registered; their pids."""
-
-    def ready() -> list[int] | None:
-        pids = [child.pid for child in worker_children(supervisor)]
-        rows = {row.pid for row in app.engine.store.workers.find() if row.state == "running"}
-        return pids if len(pids) == count and set(pids) <= rows else None
-
-    return wait_for(ready, 60, f"{count} registered workers")
 
 
 def stop(supervisor: subprocess.Popen[bytes], timeout: float) -> float:
@@ -61,6 +59,22 @@ def test_run_help_shows_every_option_with_its_environment_variable_and_default()
     assert "--shutdown-timeout" in text and "--dead-after" in text
 
 
+def strand_a_job(app: App) -> int:
+    """A RUNNING job held by a worker of another host, silent for a minute."""
+    long_ago = time.time() - 60
+    worker = WorkerRecord(
+        "elsewhere:1:x", "elsewhere", 1, long_ago, long_ago, [], 1, "0", "running"
+    )
+    app.engine.store.workers.register(worker)
+    job_id = app.engine.submit("nap", seconds=1)
+    with app.engine.store.database.transaction() as transaction:
+        transaction.execute(
+            "UPDATE jobs SET status = 'RUNNING', worker = ?, heartbeat = ? WHERE id = ?",
+            (worker.id, long_ago, job_id),
+        )
+    return job_id
+
+
 @pytest.mark.timeout(120)
 def test_a_crashing_worker_is_restarted_with_growing_delays(
     sqlite_url: str, tmp_path: Path
@@ -68,6 +82,7 @@ def test_a_crashing_worker_is_restarted_with_growing_delays(
     app = App(tmp_path, sqlite_url)
     broken = tmp_path / "broken"
     broken.touch()
+    stranded = strand_a_job(app)
     try:
         supervisor = start_run(
             app,
@@ -87,6 +102,9 @@ def test_a_crashing_worker_is_restarted_with_growing_delays(
             "five restarts",
         )
         assert delays[:5] == ["0.2", "0.4", "0.8", "0.8", "0.8"]
+        # no worker ever ran, yet the supervisor reaped the silent worker of another host
+        assert app.engine.get(stranded).status is Status.FAILURE
+        assert app.engine.events(stranded)[-1].actor.startswith("supervisor ")
         broken.unlink()
         [pid] = registered_children(app, supervisor, 1)
         os.kill(pid, signal.SIGKILL)

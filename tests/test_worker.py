@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+import jobengine
 from jobengine import Engine, ManualClock, Status
 from jobengine.context import JobContext, current_job
 from jobengine.model import Event
@@ -318,10 +319,6 @@ def test_a_freed_slot_is_filled_without_waiting_for_the_next_poll(live_engine: E
 
     Without it a worker takes at most `concurrency` jobs per poll interval (about 10 jobs/s).
     """
-    pytest.skip(
-        "waiting on fix: jobengine/worker.py Worker._recorded frees capacity without "
-        "self.wake.set(), so the loop claims again only at the next poll"
-    )
 
     @live_engine.job
     def noop_job() -> None:
@@ -362,10 +359,6 @@ def execute(engine: Engine, statements: dict[str, list[str]]) -> None:
 
 def test_a_claimed_job_whose_start_failed_is_not_left_queued(live_engine: Engine) -> None:
     """The start after a claim can fail (here a trigger refuses it, as an outage would)."""
-    pytest.skip(
-        "waiting on fix: jobengine/worker.py Worker.claim() leaves claimed jobs QUEUED for ever "
-        "when start() raises; nothing releases or starts them while the worker lives"
-    )
 
     @live_engine.job
     def quick() -> None:
@@ -384,11 +377,5 @@ def test_a_claimed_job_whose_start_failed_is_not_left_queued(live_engine: Engine
 
 
 def test_current_job_and_job_context_are_exported_by_the_package() -> None:
-    pytest.skip(
-        "waiting on fix: jobengine/__init__.py does not export current_job and JobContext "
-        "(the issue promises jobengine.current_job())"
-    )
-    import jobengine
-
-    assert jobengine.current_job is current_job  # type: ignore[attr-defined]
-    assert jobengine.JobContext is JobContext  # type: ignore[attr-defined]
+    assert jobengine.current_job is current_job
+    assert jobengine.JobContext is JobContext

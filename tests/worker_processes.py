@@ -171,6 +171,17 @@ def worker_children(supervisor: subprocess.Popen[bytes]) -> list[psutil.Process]
     return sorted(alive, key=lambda child: child.create_time())
 
 
+def registered_children(app: App, supervisor: subprocess.Popen[bytes], count: int) -> list[int]:
+    """Wait until `count` worker processes of the supervisor have registered; their pids."""
+
+    def ready() -> list[int] | None:
+        pids = [child.pid for child in worker_children(supervisor)]
+        rows = {row.pid for row in app.engine.store.workers.find() if row.state == "running"}
+        return pids if len(pids) == count and set(pids) <= rows else None
+
+    return wait_for(ready, 60, f"{count} registered workers")
+
+
 def all_gone(pids: Sequence[int]) -> bool:
     for pid in pids:
         try:
