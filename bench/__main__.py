@@ -1,4 +1,4 @@
-"""`python -m bench [latency|throughput|claim]`: run the suite, print it, save it as Markdown."""
+"""`python -m bench [latency|throughput|claim|cancel]`: run the suite, print it, save it."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bench import claim, latency, throughput
+from bench import cancel, claim, latency, throughput
 from bench.options import Options
 from bench.report import Table, command_line, machine, write
 
@@ -14,6 +14,7 @@ SUITES: dict[str, Callable[[Options], Table]] = {
     "latency": latency.run,
     "throughput": throughput.run,
     "claim": claim.run,
+    "cancel": cancel.run,
 }
 
 

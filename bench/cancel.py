@@ -19,7 +19,7 @@ import stopping_jobs
 
 KINDS = [  # (label, job type, jobs running at once): how each is stopped is the point
     ("cooperative ctx.sleep, thread", "cooperative", 10),
-    ("pure-Python busy loop, thread", "busy_loop", 1),
+    ("pure-Python busy loop, thread", "busy_loop", 2),
     ("time.sleep(10**6), process", "sleep_forever", 10),
     ("socket read, process", "socket_read", 10),
     ("deadlock, process", "deadlock", 10),

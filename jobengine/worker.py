@@ -353,14 +353,14 @@ class Worker:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
         now, monotonic = self.clock.now(), time.monotonic()
         if monotonic >= self.next_beat:
-            self.next_beat = monotonic + self.settings.heartbeat_interval
             request = self.store.workers.beat(self.id, now, DRAINING if self.draining else RUNNING)
+            self.next_beat = monotonic + self.settings.heartbeat_interval  # only once it worked
             if request:
                 self.store.workers.clear_request(self.id)
                 log.info("worker %s asked to %s", self.id, request)
                 self.exit_reason = "restart" if request == "restart" else "stopped"
                 self.stop()
-        if monotonic >= self.next_reap:
+        if monotonic >= self.next_reap and self.next_beat > monotonic:  # our own beat is fresh
             self.next_reap = monotonic + self.settings.heartbeat_interval
             self.reaper.reap()
         if now >= self.next_tick:

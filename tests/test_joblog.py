@@ -192,10 +192,6 @@ def test_jobengine_log_of_an_unknown_job_says_so(engine: Engine, database_url: s
 
 
 def test_jobengine_log_prints_a_long_log_whole(engine: Engine, database_url: str) -> None:
-    pytest.skip(
-        "waiting on fix: jobengine/cli/jobs.py `log` reads one page (engine.log returns at most "
-        "10,000 lines) unless --follow, so longer logs are cut short"
-    )
     job_id = finished_job_with_log(engine, 1)
     extra = [LogLine(job_id, 1, 1.0, "INFO", f"more {number}") for number in range(10_050)]
     engine.store.logs.append(extra)

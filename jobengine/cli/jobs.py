@@ -224,11 +224,13 @@ def log(context: click.Context, job_id: int, follow: bool, output: TextIO | None
     engine.get(job_id)
     last = 0
     while True:
-        for line in engine.log(job_id, after=last):
-            text = f"{when(line.at)} [{line.attempt}] {line.level:<7} {line.text}"
-            click.echo(text, file=output)
-            last = line.id
-        if not follow or (engine.get(job_id).status.terminal and not engine.log(job_id, last)):
+        ended = engine.get(job_id).status.terminal  # read before the lines: none is missed
+        while page := engine.log(job_id, after=last):
+            for line in page:
+                text = f"{when(line.at)} [{line.attempt}] {line.level:<7} {line.text}"
+                click.echo(text, file=output)
+            last = page[-1].id
+        if not follow or ended:
             break
         time.sleep(0.5)
 
