@@ -18,7 +18,8 @@ from jobengine.errors import (
     UnknownJobType,
 )
 from jobengine.model import Event, Job, Status
-from jobengine.worker import Settings, Worker
+from jobengine.settings import Settings
+from jobengine.worker import Worker
 
 __all__ = [
     "Clock",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 import time
@@ -10,7 +11,8 @@ from pathlib import Path
 from jobengine.context import JobContext
 from jobengine.engine import Engine
 from jobengine.model import Job, Status
-from jobengine.worker import Settings, Worker
+from jobengine.settings import Settings
+from jobengine.worker import Worker
 
 FOLDER = Path("demo-run")
 SCHEDULED_AHEAD = 10.0
@@ -126,7 +128,8 @@ def main(folder: Path = FOLDER) -> int:
     counts = engine.store.jobs.count_by_status()
     engine.close()
     print("statuses: " + ", ".join(f"{status} {counts[status]}" for status in sorted(counts)))
-    print(f"look around: jobengine --database-url {url} jobs   (or show ID, log ID)")
+    command = shutil.which("jobengine") or f"{sys.executable} -m jobengine"
+    print(f"look around: {command} --database-url {url} jobs   (or show ID, log ID)")
     if not finished:
         print("some jobs did not end in time", file=sys.stderr)
     return 0 if finished and Status.RUNNING not in counts else 1

@@ -54,7 +54,7 @@ class Ladder:
                 self.request_stop(running, "timeout", f"timed out after {running.job.timeout:g} s")
             step = self.executors[running.job_type.isolation].escalate(running, now)
             if step:
-                self._record(running, step)
+                self._record(running, f"{running.context.stop_kind}: {step}")
 
     def explain(self, running: Running, outcome: Outcome) -> Outcome:
         """Say in the job's log and its reason which step stopped it (or that none did)."""

@@ -52,6 +52,7 @@ class Child:
     started: float = field(default_factory=time.monotonic)
     terms: int = 0
     term_sent: float | None = None
+    killed: bool = False
 
     @property
     def pid(self) -> int:
@@ -66,6 +67,7 @@ class Child:
 
     def kill(self) -> None:
         """SIGKILL the worker and everything in its process group."""
+        self.killed = True
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -280,7 +282,9 @@ class Supervisor:
         late = [
             child
             for child in self.children()
-            if child.term_sent is not None and now - child.term_sent > self.settings.stop_timeout
+            if not child.killed
+            and child.term_sent is not None
+            and now - child.term_sent > self.settings.stop_timeout
         ]
         for child in late:
             log.error(

@@ -10,7 +10,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from jobengine import __version__, joblog
@@ -23,6 +22,7 @@ from jobengine.model import Job, Status
 from jobengine.reaper import Reaper
 from jobengine.recorder import Record, Recorder, decide, save_progress
 from jobengine.runner import Outcome, run_job
+from jobengine.settings import Settings as Settings
 from jobengine.store import Move, WorkerRecord
 from jobengine.store.jobs import CHANNEL
 from jobengine.store.workers import DRAINING, RUNNING
@@ -33,20 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobengine.worker")
 MAX_BACKOFF = 5.0
 STOP_CHECK_INTERVAL = 0.25  # how often a worker with running jobs looks for cancels
-
-
-@dataclass(frozen=True)
-class Settings:
-    concurrency: int = 10
-    queues: tuple[str, ...] = ()
-    poll_interval: float = 1.0
-    heartbeat_interval: float = 5.0
-    dead_after: float = 20.0
-    shutdown_timeout: float = 30.0
-    cancel_grace: float = 1.0
-    kill_grace: float = 5.0
-    schedule_interval: float = 60.0
-    log_cap: int = joblog.DEFAULT_CAP
 
 
 class Worker:
@@ -352,14 +338,12 @@ class Worker:
     def housekeeping(self) -> None:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
         now, monotonic = self.clock.now(), time.monotonic()
-        if monotonic >= self.next_beat:
-            request = self.store.workers.beat(self.id, now, DRAINING if self.draining else RUNNING)
-            self.next_beat = monotonic + self.settings.heartbeat_interval  # only once it worked
-            if request:
-                self.store.workers.clear_request(self.id)
-                log.info("worker %s asked to %s", self.id, request)
-                self.exit_reason = "restart" if request == "restart" else "stopped"
-                self.stop()
+        request = self._beat_when_due()
+        if request:
+            self.store.workers.clear_request(self.id)
+            log.info("worker %s asked to %s", self.id, request)
+            self.exit_reason = "restart" if request == "restart" else "stopped"
+            self.stop()
         if monotonic >= self.next_reap and self.next_beat > monotonic:  # our own beat is fresh
             self.next_reap = monotonic + self.settings.heartbeat_interval
             self.reaper.reap()
@@ -374,7 +358,9 @@ class Worker:
         log.info("worker %s draining: %s jobs running", self.id, len(self.running))
         self._release(self.unstarted, "the worker is stopping")
         self.unstarted = []
-        self._beat_quietly()
+        self.next_beat = 0.0  # tell the others at once that this worker is draining
+        with contextlib.suppress(DatabaseUnavailable):
+            self._beat_when_due()
         self._wait_for_jobs(time.monotonic() + self.settings.shutdown_timeout, self.hurry)
         for running in list(self.running.values()):
             self.request_stop(running, "shutdown", "interrupted by shutdown")
@@ -404,9 +390,16 @@ class Worker:
                 return
             with contextlib.suppress(DatabaseUnavailable):
                 self.check_stops()
+                self._beat_when_due()  # a long drain is not a death
             self.wake.wait(0.05)
             self.wake.clear()
 
-    def _beat_quietly(self) -> None:
-        with contextlib.suppress(DatabaseUnavailable):
-            self.store.workers.beat(self.id, self.clock.now(), DRAINING)
+    def _beat_when_due(self) -> str | None:
+        """Heartbeat if one is due; return a request (e.g. 'restart') waiting for this worker."""
+        monotonic = time.monotonic()
+        if monotonic < self.next_beat:
+            return None
+        state = DRAINING if self.draining else RUNNING
+        request = self.store.workers.beat(self.id, self.clock.now(), state)
+        self.next_beat = monotonic + self.settings.heartbeat_interval  # only once it worked
+        return request

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from waiting import wait_for
 from worker_processes import ACTIVE, App, events_by_job, pause_cleanly
@@ -221,7 +222,8 @@ def test_previous_incarnation_on_this_host_is_recovered_at_start_up(
 def test_a_zombie_or_a_reused_pid_is_not_the_worker(types: Engine, clock: ManualClock) -> None:
     host = socket.gethostname()
     zombie = subprocess.Popen([sys.executable, "-c", "pass"])
-    wait_for(lambda: not Path(f"/proc/{zombie.pid}/cmdline").read_bytes(), 10, "a zombie")
+    watched = psutil.Process(zombie.pid)
+    wait_for(lambda: watched.status() == psutil.STATUS_ZOMBIE, 30, "a zombie")
     clock.set(time.time())
     newer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:

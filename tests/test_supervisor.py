@@ -6,6 +6,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -151,14 +152,20 @@ def test_sigterm_drains_twenty_running_jobs_and_the_tree_exits_in_time(
         assert job.status is Status.SUCCESS and (job.finished_at or 0) > signalled
     for job_id in failed:
         assert engine.get(job_id).status is Status.FAILURE
-        assert "shutdown" in str(events[job_id][-1]["reason"])
+        assert "shutdown" in move_reason(events[job_id], "FAILURE")
     for job_id in retried:
         job = engine.get(job_id)
         assert (job.status, job.attempt) == (Status.PENDING, 2)
-        assert "shutdown" in str(events[job_id][-1]["reason"])
+        assert "shutdown" in move_reason(events[job_id], "PENDING")
     assert {engine.get(i).status for i in waiting} <= {Status.PENDING, Status.SUCCESS}
     assert not engine.list(status=ACTIVE)
     assert {row.state for row in engine.store.workers.find(include_stopped=True)} == {"stopped"}
+
+
+def move_reason(events: list[dict[str, object]], target: str) -> str:
+    """The reason of the last move of a job into `target` (notes of ladder steps aside)."""
+    moves = [e for e in events if e["to_status"] == target and e["from_status"] != target]
+    return str(moves[-1]["reason"])
 
 
 @pytest.mark.timeout(120)
@@ -318,3 +325,39 @@ def test_a_drain_longer_than_dead_after_is_not_taken_for_a_death(
         app.close()
     job = engine.get(job_id)
     assert (job.status, job.attempt) == (Status.SUCCESS, 1)
+
+
+# A supervisor with a 2 s stop timeout, without the database watch, around one worker.
+IMPATIENT_SUPERVISOR = """
+import sys
+from jobengine.supervisor import Supervisor, SupervisorSettings
+
+arguments = sys.argv[1:]
+settings = SupervisorSettings(workers=1, stop_timeout=2)
+sys.exit(Supervisor(lambda slot: arguments, settings).run())
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_worker_that_does_not_stop_in_time_is_killed(sqlite_url: str, tmp_path: Path) -> None:
+    app = App(tmp_path, sqlite_url)
+    job_id = app.engine.submit("nap", seconds=600)
+    arguments = ["--app", app.name, "worker", "--shutdown-timeout", "60", "--log-file", ""]
+    with open(tmp_path / "run.log", "ab") as output:
+        supervisor = subprocess.Popen(
+            [sys.executable, "-c", IMPATIENT_SUPERVISOR, *arguments],
+            cwd=tmp_path,
+            env=app.environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    app.processes.append(supervisor)
+    try:
+        wait_for(lambda: app.engine.get(job_id).status is Status.RUNNING, 60, "the job to run")
+        [pid] = [child.pid for child in worker_children(supervisor)]
+        took = stop(supervisor, 30)
+    finally:
+        app.close()
+    assert supervisor.returncode == 1
+    assert 2 < took < 20
+    assert f"(pid {pid}) did not stop 2 s after SIGTERM; killing it" in app.log("run.log")

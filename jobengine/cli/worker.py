@@ -17,7 +17,8 @@ import click
 from jobengine import joblog
 from jobengine.cli import engine_of
 from jobengine.cli.output import print_json, print_table, when
-from jobengine.worker import Settings, Worker
+from jobengine.settings import Settings
+from jobengine.worker import Worker
 
 DEFAULTS = Settings()
 F = TypeVar("F", bound=Callable[..., Any])
