@@ -18,7 +18,7 @@ from jobengine.errors import DatabaseUnavailable, JobEngineError
 from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecutor
 from jobengine.joblog import JobLog, LogWriter
 from jobengine.ladder import Ladder
-from jobengine.model import Job, Status
+from jobengine.model import ACTIVE, Job, Status
 from jobengine.reaper import Reaper
 from jobengine.recorder import Record, Recorder, decide, save_progress
 from jobengine.runner import Outcome, run_job
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("jobengine.worker")
 MAX_BACKOFF = 5.0
+REAP_INTERVAL = 1.0  # how often every worker looks for dead peers (one indexed read)
 STOP_CHECK_INTERVAL = 0.25  # how often a worker with running jobs looks for cancels
 
 
@@ -338,19 +339,39 @@ class Worker:
     def housekeeping(self) -> None:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
         now, monotonic = self.clock.now(), time.monotonic()
+        beat_before = self.next_beat
         request = self._beat_when_due()
+        if self.next_beat != beat_before:
+            self._stop_jobs_taken_from_us()
         if request:
             self.store.workers.clear_request(self.id)
             log.info("worker %s asked to %s", self.id, request)
             self.exit_reason = "restart" if request == "restart" else "stopped"
             self.stop()
         if monotonic >= self.next_reap and self.next_beat > monotonic:  # our own beat is fresh
-            self.next_reap = monotonic + self.settings.heartbeat_interval
+            self.next_reap = monotonic + min(self.settings.heartbeat_interval, REAP_INTERVAL)
             self.reaper.reap()
         if now >= self.next_tick:
             interval = self.settings.schedule_interval
             self.next_tick = (now // interval + 1) * interval
             self.engine.schedules.tick(now)
+
+    def _stop_jobs_taken_from_us(self) -> None:
+        """A worker that was paused past dead-after finds its jobs recovered by others: it stops
+        running them (their outcomes would be refused anyway)."""
+        with self.lock:
+            active = [r for r in self.running.values() if r.context.running]
+        if not active:
+            return
+        owned = {job.id for job in self.store.jobs.owned(self.id, sorted(ACTIVE))}
+        for running in active:
+            if running.job.id not in owned:
+                log.warning(
+                    "job %s was taken from worker %s (declared dead); stopping it",
+                    running.job.id,
+                    self.id,
+                )
+                self.request_stop(running, "taken", "taken from this worker, declared dead")
 
     def shutdown(self) -> None:
         """Stop claiming, let jobs finish for the shutdown timeout, then stop the rest."""

@@ -303,11 +303,6 @@ def test_workers_drain_when_their_supervisor_is_killed(sqlite_url: str, tmp_path
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker.py: a draining worker sends no heartbeat while it waits for its jobs "
-    "(Worker._wait_for_jobs), so a drain longer than --dead-after is taken for a death",
-)
 def test_a_drain_longer_than_dead_after_is_not_taken_for_a_death(
     sqlite_url: str, tmp_path: Path
 ) -> None:

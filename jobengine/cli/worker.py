@@ -16,7 +16,7 @@ import click
 
 from jobengine import joblog
 from jobengine.cli import engine_of
-from jobengine.cli.output import print_json, print_table, when
+from jobengine.cli.output import print_json, print_table
 from jobengine.settings import Settings
 from jobengine.worker import Worker
 
@@ -138,40 +138,50 @@ def worker(
 
 
 @click.command("workers")
-@click.option("--all", "everything", is_flag=True, help="Include stopped and dead workers.")
+@click.option("--all", "everything", is_flag=True, help="Include stopped workers.")
+@_option(
+    "--dead-after",
+    "Seconds of silence after which a worker shows as dead.",
+    default=DEFAULTS.dead_after,
+    type=float,
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def workers(context: click.Context, everything: bool, as_json: bool) -> None:
-    """List workers: host, pid, age, heartbeat age, running jobs and state."""
+def workers(context: click.Context, everything: bool, dead_after: float, as_json: bool) -> None:
+    """List workers: host, pid, age, heartbeat age, running jobs and state.
+
+    States: alive, draining (finishing its jobs before it stops), dead (declared dead, or
+    silent for longer than --dead-after), stopped (exited cleanly).
+    """
     engine = engine_of(context)
-    records = engine.store.workers.find(include_stopped=everything)
-    now = time.time()
-    rows = []
-    for record in records:
-        running = len(engine.store.jobs.find(worker=record.id, limit=10_000, status=_ACTIVE))
-        rows.append(
-            {
-                **vars(record),
-                "running_jobs": running,
-                "heartbeat_age": round(now - record.heartbeat, 1),
-            }
-        )
+    lines = engine.store.workers.overview(time.time(), dead_after, include_stopped=everything)
     if as_json:
-        print_json(rows)
+        print_json(
+            [
+                {
+                    **vars(line.record),
+                    "running_jobs": line.running_jobs,
+                    "age": line.age,
+                    "heartbeat_age": line.heartbeat_age,
+                    "state": line.state,
+                }
+                for line in lines
+            ]
+        )
         return
     print_table(
-        ["id", "host", "pid", "started", "heartbeat age", "running", "state"],
+        ["id", "host", "pid", "age", "heartbeat age", "running", "state"],
         [
             [
-                r["id"],
-                r["host"],
-                r["pid"],
-                when(r["started_at"]),
-                f"{r['heartbeat_age']} s",
-                r["running_jobs"],
-                r["state"],
+                line.record.id,
+                line.record.host,
+                line.record.pid,
+                f"{line.age:.0f} s",
+                f"{line.heartbeat_age:.1f} s",
+                line.running_jobs,
+                line.state,
             ]
-            for r in rows
+            for line in lines
         ],
     )
 
@@ -184,7 +194,4 @@ def restart(context: click.Context) -> None:
     click.echo(f"asked {count} worker(s) to restart")
 
 
-from jobengine.model import ACTIVE  # noqa: E402
-
-_ACTIVE = sorted(ACTIVE)
 COMMANDS = [worker, workers, restart]
