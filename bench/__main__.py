@@ -1,4 +1,4 @@
-"""`python -m bench [latency|throughput|claim|cancel]`: run the suite, print it, save it."""
+"""`python -m bench [latency|throughput|claim|cancel|recovery]`: run the suite, print, save."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bench import cancel, claim, latency, throughput
+from bench import bench_recovery, cancel, claim, latency, throughput
 from bench.options import Options
 from bench.report import Table, command_line, machine, write
 
@@ -15,6 +15,7 @@ SUITES: dict[str, Callable[[Options], Table]] = {
     "throughput": throughput.run,
     "claim": claim.run,
     "cancel": cancel.run,
+    "recovery": bench_recovery.run,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,5 +76,34 @@ def engine(database_url: str, clock: ManualClock) -> Iterator[Engine]:
     def greet(ctx: object, name: str, punctuation: str = "!") -> str:
         return f"hello {name}{punctuation}"
 
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def reader(database_url: str) -> Iterator[Engine]:
+    """A bare engine on the test's database, to check what was written."""
+    engine = Engine(database_url)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The name of an app module for --app, new for each test, importable from tmp_path."""
+    from cli_steps import write_app
+
+    monkeypatch.chdir(tmp_path)
+    name = write_app(tmp_path)
+    yield name
+    sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def stopping_engine(database_url: str) -> Iterator[Engine]:
+    """An engine with every job type of stopping_jobs (jobs that resist being stopped)."""
+    import stopping_jobs
+
+    engine = stopping_jobs.register(Engine(database_url))
     yield engine
     engine.close()

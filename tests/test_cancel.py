@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 
 import pytest
 import stopping_jobs
@@ -14,13 +13,6 @@ from jobengine import Engine, ManualClock, Status
 from jobengine.worker import Settings, Worker
 
 ENDED = {Status.CANCELED, Status.SUCCESS, Status.WARNING, Status.FAILURE}
-
-
-@pytest.fixture
-def stopping_engine(database_url: str) -> Iterator[Engine]:
-    engine = stopping_jobs.register(Engine(database_url))
-    yield engine
-    engine.close()
 
 
 def verbs(engine: Engine, job_id: int) -> list[str]:

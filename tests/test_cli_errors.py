@@ -7,33 +7,15 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cli_steps import APP_SOURCE, UNREACHABLE, one_clear_line, run, submit, write_app
+from cli_steps import APP_SOURCE, UNREACHABLE, one_clear_line, run, submit
 from job_steps import count_rows
 
 from jobengine import Engine
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "jobengine"
-
-
-@pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The name of an app module, new for each test, importable from the working folder."""
-    monkeypatch.chdir(tmp_path)
-    name = write_app(tmp_path)
-    yield name
-    sys.modules.pop(name, None)
-
-
-@pytest.fixture
-def reader(database_url: str) -> Iterator[Engine]:
-    """A bare engine on the same database, to check what the commands wrote."""
-    engine = Engine(database_url)
-    yield engine
-    engine.close()
 
 
 # -- bad input: one clear line, no traceback, nothing written ------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
-from cli_steps import ok, one_clear_line, run, submit, write_app
+from cli_steps import ok, one_clear_line, run, submit
 from click.testing import CliRunner
 
 from jobengine import Engine, Status
@@ -19,23 +18,6 @@ from jobengine.cli import main
 from jobengine.store import LogLine, Move
 
 UNSET = getattr(click.core, "UNSET", None)  # click >= 8.3 marks "no default" with a sentinel
-
-
-@pytest.fixture
-def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The name of an app module, new for each test, importable from the working folder."""
-    monkeypatch.chdir(tmp_path)
-    name = write_app(tmp_path)
-    yield name
-    sys.modules.pop(name, None)
-
-
-@pytest.fixture
-def reader(database_url: str) -> Iterator[Engine]:
-    """A bare engine on the same database, to check what the commands wrote."""
-    engine = Engine(database_url)
-    yield engine
-    engine.close()
 
 
 # -- submit --------------------------------------------------------------------------------------

@@ -39,14 +39,6 @@ def app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 @pytest.fixture
-def reader(database_url: str) -> Iterator[Engine]:
-    """A bare engine on the same database, to check what the commands wrote."""
-    engine = Engine(database_url)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
 def cli(app: str, database_url: str) -> Iterator[CliRunnerCall]:
     yield CliRunnerCall(app, database_url)
 

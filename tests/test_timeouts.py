@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -13,13 +12,6 @@ from waiting import wait_for, wait_for_status, worker_thread
 from jobengine import Engine, Status
 
 ENDED = {Status.CANCELED, Status.SUCCESS, Status.WARNING, Status.FAILURE}
-
-
-@pytest.fixture
-def stopping_engine(database_url: str) -> Iterator[Engine]:
-    engine = stopping_jobs.register(Engine(database_url))
-    yield engine
-    engine.close()
 
 
 def gone(pid: int) -> bool:

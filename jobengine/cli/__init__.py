@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -37,6 +38,19 @@ def _is_database_error(error: Exception) -> bool:
     """An error raised by the database driver (sqlite3 or psycopg), not a bug in jobengine."""
     module = type(error).__module__
     return module == "sqlite3" or module.startswith("psycopg")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def env_option(name: str, help_text: str, **extra: Any) -> Callable[[F], F]:
+    """An option read also from JOBENGINE_<NAME>, showing that variable and its default."""
+    variable = "JOBENGINE_" + name.strip("-").upper().replace("-", "_")
+    extra.setdefault("show_default", True)
+    decorator: Callable[[F], F] = click.option(
+        name, envvar=variable, show_envvar=True, help=help_text, **extra
+    )
+    return decorator
 
 
 def load_engine(app: str | None, url: str | None) -> Engine:

@@ -7,12 +7,12 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from click.core import ParameterSource
 
-from jobengine.cli import engine_of
+from jobengine.cli import engine_of, env_option
 from jobengine.cli.worker import setup_logging
 from jobengine.cli.worker import worker as worker_command
 from jobengine.engine import URL_VARIABLE
@@ -20,7 +20,6 @@ from jobengine.supervisor import Supervisor, SupervisorSettings
 from jobengine.watch import WorkerWatch
 
 DEFAULTS = SupervisorSettings()
-F = TypeVar("F", bound=Callable[..., Any])
 # Every option of `jobengine worker`, with its environment variable and default, passed on.
 WORKER_OPTIONS = [
     copy.copy(param) for param in worker_command.params if isinstance(param, click.Option)
@@ -34,41 +33,33 @@ for _param in WORKER_OPTIONS:
 log = logging.getLogger("jobengine.supervisor")
 
 
-def _option(name: str, help_text: str, **extra: Any) -> Callable[[F], F]:
-    variable = "JOBENGINE_" + name.strip("-").upper().replace("-", "_")
-    decorator: Callable[[F], F] = click.option(
-        name, envvar=variable, show_envvar=True, show_default=True, help=help_text, **extra
-    )
-    return decorator
-
-
 @click.command("run")
-@_option(
+@env_option(
     "--workers",
     "Worker processes to keep running on this host.",
     default=DEFAULTS.workers,
     type=click.IntRange(min=1),
 )
-@_option(
+@env_option(
     "--web",
     "Also serve the dashboard (not available yet: a warning, then workers only). [default: off]",
     is_flag=True,
     default=False,
 )
-@_option(
+@env_option(
     "--restart-delay",
     "Seconds before restarting a worker that died; doubles each time it dies again within "
     "10 s of its start.",
     default=DEFAULTS.restart_delay,
     type=float,
 )
-@_option(
+@env_option(
     "--restart-delay-max",
     "The longest wait before restarting a worker that keeps dying.",
     default=DEFAULTS.restart_delay_max,
     type=float,
 )
-@_option(
+@env_option(
     "--ready-timeout",
     "Seconds a replacement gets to register during a rolling restart (SIGHUP); if it does "
     "not, the old worker is kept and the rolling restart stops.",

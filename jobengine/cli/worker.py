@@ -8,20 +8,17 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from types import FrameType
-from typing import Any, TypeVar
 
 import click
 
 from jobengine import joblog
-from jobengine.cli import engine_of
+from jobengine.cli import engine_of, env_option
 from jobengine.cli.output import print_json, print_table
 from jobengine.settings import Settings
 from jobengine.worker import Worker
 
 DEFAULTS = Settings()
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def setup_logging(log_file: str | None, level: str = "INFO") -> None:
@@ -40,61 +37,53 @@ def setup_logging(log_file: str | None, level: str = "INFO") -> None:
         root.addHandler(handler)
 
 
-def _option(name: str, help_text: str, **extra: Any) -> Callable[[F], F]:
-    variable = "JOBENGINE_" + name.strip("-").upper().replace("-", "_")
-    decorator: Callable[[F], F] = click.option(
-        name, envvar=variable, show_envvar=True, show_default=True, help=help_text, **extra
-    )
-    return decorator
-
-
 @click.command("worker")
-@_option("--concurrency", "Jobs run at once (threads).", default=DEFAULTS.concurrency, type=int)
-@_option("--queues", "Comma-separated queues to serve. [default: all]", default="")
-@_option(
+@env_option("--concurrency", "Jobs run at once (threads).", default=DEFAULTS.concurrency, type=int)
+@env_option("--queues", "Comma-separated queues to serve.", default="", show_default="all")
+@env_option(
     "--poll-interval",
     "Seconds between checks for due jobs.",
     default=DEFAULTS.poll_interval,
     type=float,
 )
-@_option(
+@env_option(
     "--shutdown-timeout",
     "Seconds running jobs get to finish on SIGTERM.",
     default=DEFAULTS.shutdown_timeout,
     type=float,
 )
-@_option(
+@env_option(
     "--cancel-grace",
     "Seconds between the cancel flag and an exception in the job.",
     default=DEFAULTS.cancel_grace,
     type=float,
 )
-@_option(
+@env_option(
     "--kill-grace",
     "Seconds between SIGTERM and SIGKILL of a process-isolated job.",
     default=DEFAULTS.kill_grace,
     type=float,
 )
-@_option(
+@env_option(
     "--heartbeat-interval",
     "Seconds between heartbeats.",
     default=DEFAULTS.heartbeat_interval,
     type=float,
 )
-@_option(
+@env_option(
     "--dead-after",
     "Seconds of silence after which a worker is declared dead.",
     default=DEFAULTS.dead_after,
     type=float,
 )
-@_option(
+@env_option(
     "--schedule-interval",
     "Seconds between ticks of the recurring schedules.",
     default=DEFAULTS.schedule_interval,
     type=float,
 )
-@_option("--log-file", "The worker's own log file ('' for none).", default="jobengine.log")
-@_option("--log-level", "The worker's own log level.", default="INFO")
+@env_option("--log-file", "The worker's own log file ('' for none).", default="jobengine.log")
+@env_option("--log-level", "The worker's own log level.", default="INFO")
 @click.pass_context
 def worker(
     context: click.Context,
@@ -139,7 +128,7 @@ def worker(
 
 @click.command("workers")
 @click.option("--all", "everything", is_flag=True, help="Include stopped workers.")
-@_option(
+@env_option(
     "--dead-after",
     "Seconds of silence after which a worker shows as dead.",
     default=DEFAULTS.dead_after,
