@@ -26,6 +26,8 @@ from jobengine.registry import JobType
 from jobengine.runner import Outcome, run_job
 
 log = logging.getLogger("jobengine.worker")
+# Not `-m jobengine.process`: the package imports that module first, and runpy warns.
+CHILD_COMMAND = "import sys; from jobengine.process import main; main(sys.argv[1:])"
 
 
 @dataclass
@@ -149,7 +151,7 @@ class ChildProcess:
             PARENT_VARIABLE: str(os.getpid()),
         }
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "jobengine.process", str(theirs.fileno())],
+            [sys.executable, "-c", CHILD_COMMAND, str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             env=environment,
             start_new_session=True,

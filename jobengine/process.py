@@ -137,11 +137,7 @@ def die_with_parent() -> None:
 
 
 def main(arguments: list[str]) -> None:
-    """Entry point of a pooled child: `python -m jobengine.process FD`, in its own session."""
+    """Entry point of a pooled child (see executors.CHILD_COMMAND), in its own session."""
     die_with_parent()
     sys.path[:0] = [p for p in json.loads(os.environ.get(PATH_VARIABLE, "[]")) if p not in sys.path]
     Child(Connection(int(arguments[0]))).serve()
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
