@@ -21,7 +21,7 @@ from jobengine.errors import (
 from jobengine.model import Event, Job, Status
 from jobengine.registry import JobFunction, JobType, Registry
 from jobengine.store import DEFAULT_URL, LogLine, Move, NewJob, Store
-from jobengine.store.jobs import CHANNEL
+from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL
 
 if TYPE_CHECKING:
     from jobengine.scheduler import Scheduler
@@ -266,7 +266,7 @@ class Engine:
                 self.store.jobs.move(move, now)
             except MoveConflict:
                 continue
-            self.store.database.notify(CHANNEL)
+            self.store.database.notify(CHANNEL, CANCEL_NOTICE)
             self.wake_workers()
             return target
         raise MoveConflict(f"job {job_id} kept changing while it was being cancelled; try again")

@@ -40,14 +40,16 @@ class Ladder:
         running.step = 1
         self._record(running, f"{kind}: {reason}; step 1: set the job's cancel flag")
 
-    def check(self, active: Sequence[Running], owner: str) -> None:
-        """Find cancel requests and timeouts among `active`, and take every step that is due."""
+    def check(self, active: Sequence[Running], owner: str, look_for_cancels: bool) -> None:
+        """Take every step that is due among `active`: timeouts, and cancel requests (read from
+        the database only when `look_for_cancels`, which costs a query)."""
         if not active:
             return
-        by_id = {running.job.id: running for running in active}
-        for job in self.store.jobs.owned(owner, [Status.TO_CANCEL]):
-            if job.id in by_id:
-                self.request_stop(by_id[job.id], "cancel", "canceled")
+        if look_for_cancels:
+            by_id = {running.job.id: running for running in active}
+            for job in self.store.jobs.owned(owner, [Status.TO_CANCEL]):
+                if job.id in by_id:
+                    self.request_stop(by_id[job.id], "cancel", "canceled")
         now = time.monotonic()
         for running in active:
             if running.deadline is not None and now >= running.deadline:

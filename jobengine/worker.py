@@ -12,28 +12,27 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from jobengine import __version__, joblog
+from jobengine import joblog
 from jobengine.context import JobContext, job_logger
 from jobengine.errors import DatabaseUnavailable, JobEngineError
 from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecutor
+from jobengine.heartbeat import Heartbeat
 from jobengine.joblog import JobLog, LogWriter
 from jobengine.ladder import Ladder
 from jobengine.model import ACTIVE, Job, Status
-from jobengine.reaper import Reaper
 from jobengine.recorder import Record, Recorder, decide, save_progress
 from jobengine.runner import Outcome, run_job
 from jobengine.settings import Settings as Settings
-from jobengine.store import Move, WorkerRecord
-from jobengine.store.jobs import CHANNEL
-from jobengine.store.workers import DRAINING, RUNNING
+from jobengine.store import Move
+from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL
 
 if TYPE_CHECKING:
     from jobengine.engine import Engine
 
 log = logging.getLogger("jobengine.worker")
 MAX_BACKOFF = 5.0
-REAP_INTERVAL = 1.0  # how often every worker looks for dead peers (one indexed read)
-STOP_CHECK_INTERVAL = 0.25  # how often a worker with running jobs looks for cancels
+STOP_CHECK_INTERVAL = 0.1  # how often a worker with running jobs climbs the cancel ladder
+CANCEL_POLL = {"sqlite": 0.1, "postgresql": 1.0}  # reading cancels; PostgreSQL also NOTIFYs
 
 
 class Worker:
@@ -62,12 +61,14 @@ class Worker:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.hurry = threading.Event()
+        self.cancel_notice = threading.Event()
         self.recording_done = threading.Event()
         self.draining = False
         self.exit_reason = "stopped"
-        self.next_beat = self.next_reap = self.next_tick = 0.0
-        self.reaper = Reaper(
-            self.store, engine.registry, self.id, self.settings.dead_after, self.clock.now
+        self.next_tick = self.next_cancel_poll = 0.0
+        self.cancel_poll = CANCEL_POLL.get(self.store.database.dialect, 1.0)
+        self.heartbeat = Heartbeat(
+            self.store, engine.registry, self.id, self.settings, self.clock.now
         )
         engine.on_submit(self.wake.set)
 
@@ -218,9 +219,21 @@ class Worker:
         self.ladder.request_stop(running, kind, reason)
 
     def check_stops(self) -> None:
+        """Climb the ladder where a step is due; read cancel requests when told of one (a
+        notification) or when the cancel poll is due (SQLite has no notifications)."""
         with self.lock:
             active = list(self.running.values())
-        self.ladder.check(active, self.id)
+        now = time.monotonic()
+        look = self.cancel_notice.is_set() or now >= self.next_cancel_poll
+        if look:
+            self.cancel_notice.clear()
+            self.next_cancel_poll = now + self.cancel_poll
+        self.ladder.check(active, self.id, look)
+
+    def _notified(self, payload: str) -> None:
+        if payload in (CANCEL_NOTICE, ""):  # "" when the listener (re)connects: look at all
+            self.cancel_notice.set()
+        self.wake.set()
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -268,7 +281,7 @@ class Worker:
                 target=self.store.database.listen,
                 daemon=True,
                 name="listener",
-                args=(CHANNEL, lambda _: self.wake.set(), self.stopping),
+                args=(CHANNEL, self._notified, self.stopping),
             ),
             threading.Thread(
                 target=self.recorder.run, args=(self.recording_done,), daemon=True, name="recorder"
@@ -285,27 +298,7 @@ class Worker:
         return self.exit_reason
 
     def register(self) -> None:
-        now = self.clock.now()
-        self.store.workers.register(
-            WorkerRecord(
-                self.id,
-                socket.gethostname(),
-                os.getpid(),
-                now,
-                now,
-                list(self.settings.queues),
-                self.settings.concurrency,
-                __version__,
-                RUNNING,
-            )
-        )
-        log.info(
-            "worker %s started: queues %s, concurrency %s",
-            self.id,
-            ",".join(self.settings.queues) or "all",
-            self.settings.concurrency,
-        )
-        self.reaper.recover_previous_incarnations(socket.gethostname(), self.id)
+        self.heartbeat.register()
         schedules = self.engine.schedules
         schedules.grace = max(schedules.grace, 2 * self.settings.schedule_interval)
         try:
@@ -338,19 +331,14 @@ class Worker:
 
     def housekeeping(self) -> None:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
-        now, monotonic = self.clock.now(), time.monotonic()
-        beat_before = self.next_beat
-        request = self._beat_when_due()
-        if self.next_beat != beat_before:
+        beaten, request = self.heartbeat.beat(self.draining)
+        if beaten:
             self._stop_jobs_taken_from_us()
         if request:
-            self.store.workers.clear_request(self.id)
-            log.info("worker %s asked to %s", self.id, request)
             self.exit_reason = "restart" if request == "restart" else "stopped"
             self.stop()
-        if monotonic >= self.next_reap and self.next_beat > monotonic:  # our own beat is fresh
-            self.next_reap = monotonic + min(self.settings.heartbeat_interval, REAP_INTERVAL)
-            self.reaper.reap()
+        self.heartbeat.reap()
+        now = self.clock.now()
         if now >= self.next_tick:
             interval = self.settings.schedule_interval
             self.next_tick = (now // interval + 1) * interval
@@ -379,9 +367,8 @@ class Worker:
         log.info("worker %s draining: %s jobs running", self.id, len(self.running))
         self._release(self.unstarted, "the worker is stopping")
         self.unstarted = []
-        self.next_beat = 0.0  # tell the others at once that this worker is draining
-        with contextlib.suppress(DatabaseUnavailable):
-            self._beat_when_due()
+        with contextlib.suppress(DatabaseUnavailable):  # tell the others it is draining
+            self.heartbeat.beat(draining=True, force=True)
         self._wait_for_jobs(time.monotonic() + self.settings.shutdown_timeout, self.hurry)
         for running in list(self.running.values()):
             self.request_stop(running, "shutdown", "interrupted by shutdown")
@@ -400,7 +387,7 @@ class Worker:
         for executor in self.executors.values():
             executor.close(0.5)
         try:
-            self.store.workers.stop(self.id, self.clock.now())
+            self.heartbeat.stop()
         except DatabaseUnavailable:
             log.warning("could not mark worker %s stopped; the reaper will", self.id)
         log.info("worker %s stopped", self.id)
@@ -411,16 +398,6 @@ class Worker:
                 return
             with contextlib.suppress(DatabaseUnavailable):
                 self.check_stops()
-                self._beat_when_due()  # a long drain is not a death
+                self.heartbeat.beat(draining=True)  # a long drain is not a death
             self.wake.wait(0.05)
             self.wake.clear()
-
-    def _beat_when_due(self) -> str | None:
-        """Heartbeat if one is due; return a request (e.g. 'restart') waiting for this worker."""
-        monotonic = time.monotonic()
-        if monotonic < self.next_beat:
-            return None
-        state = DRAINING if self.draining else RUNNING
-        request = self.store.workers.beat(self.id, self.clock.now(), state)
-        self.next_beat = monotonic + self.settings.heartbeat_interval  # only once it worked
-        return request

@@ -59,7 +59,7 @@ class Database(abc.ABC):
     def close(self) -> None:
         """Release every connection."""
 
-    def notify(self, channel: str) -> None:  # noqa: B027 - optional for backends
+    def notify(self, channel: str, payload: str = "") -> None:  # noqa: B027 - optional
         """Wake listeners in other processes (PostgreSQL); a no-op elsewhere."""
 
     def listen(  # noqa: B027 - optional for backends

@@ -11,6 +11,7 @@ from jobengine.model import Event, Job, Status, check_move
 from jobengine.store.database import Database, Transaction
 
 CHANNEL = "jobengine"
+CANCEL_NOTICE = "cancel"  # the payload that tells workers to look for cancel requests
 JOB_COLUMNS = frozenset(Job.__dataclass_fields__) - {"id"}
 EVENT_SQL = (
     "INSERT INTO job_events (job_id, at, verb, from_status, to_status, actor, reason, attempt) "

@@ -137,9 +137,9 @@ class PostgresDatabase(Database):
             )
         return PostgresTransaction(connection)
 
-    def notify(self, channel: str) -> None:
+    def notify(self, channel: str, payload: str = "") -> None:
         with self.transaction() as transaction:
-            transaction.execute("SELECT pg_notify(?, '')", (channel,))
+            transaction.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
     def listen(self, channel: str, on_notify: Callable[[str], None], stop: Event) -> None:
         while not stop.is_set():
