@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobengine.worker")
 MAX_BACKOFF = 5.0
 STOP_CHECK_INTERVAL = 0.1  # how often a worker with running jobs climbs the cancel ladder
+# Jobs that compute in threads hold the GIL; the worker's own threads (its loop, heartbeats,
+# cancels) wait up to this long for it at every step instead of CPython's default 5 ms.
+SWITCH_INTERVAL = 0.001
 CANCEL_POLL = {"sqlite": 0.1, "postgresql": 1.0}  # reading cancels; PostgreSQL also NOTIFYs
 
 
@@ -289,10 +293,13 @@ class Worker:
         ]
         for thread in threads:
             thread.start()
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self._loop()
             self.shutdown()
         finally:
+            sys.setswitchinterval(switch_interval)
             self.recording_done.set()
             joblog.uninstall()
         return self.exit_reason
