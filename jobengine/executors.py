@@ -277,7 +277,8 @@ class ProcessExecutor:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGTERM)
             return f"step 3: sent SIGTERM to the job's process {child.pid}"
-        if running.step < 4 and elapsed >= grace(running, self) + self.kill_grace:
+        # kill_grace counts from the request, so every process job ends within it (plus a turn)
+        if running.step < 4 and elapsed >= max(grace(running, self), self.kill_grace):
             running.step = 4
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.pid, signal.SIGKILL)

@@ -231,7 +231,7 @@ class Worker:
         look = self.cancel_notice.is_set() or now >= self.next_cancel_poll
         if look:
             self.cancel_notice.clear()
-            self.next_cancel_poll = now + self.cancel_poll
+            self.next_cancel_poll = now + self.cancel_poll - 0.005  # the next turn, not one later
         self.ladder.check(active, self.id, look)
 
     def _notified(self, payload: str) -> None:

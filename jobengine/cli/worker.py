@@ -60,7 +60,7 @@ def setup_logging(log_file: str | None, level: str = "INFO") -> None:
 )
 @env_option(
     "--kill-grace",
-    "Seconds between SIGTERM and SIGKILL of a process-isolated job.",
+    "Seconds a process-isolated job gets, from its cancel or timeout, before SIGKILL.",
     default=DEFAULTS.kill_grace,
     type=float,
 )
