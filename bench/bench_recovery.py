@@ -205,7 +205,7 @@ def run(options: Options, rounds: int = 4, jobs: int = 10, only: str | None = No
             table.add(backend, name, rounds, len(latencies), p50, p99, max(latencies), verdict)
     table.notes.append(
         "heartbeat: a bare worker killed at a random moment of its 5 s heartbeat cycle; a peer "
-        "declares it dead once it has been silent 20 s (then at its next 5 s reap)."
+        "declares it dead once it has been silent 20 s (at its next reap, every 1 s)."
     )
     table.notes.append("supervisor and restart: `jobengine run` with the same default thresholds.")
     return table
