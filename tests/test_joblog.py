@@ -11,6 +11,7 @@ from typing import TypeVar
 
 import pytest
 from click.testing import CliRunner
+from waiting import wait_for
 
 from jobengine import Engine, Status
 from jobengine.cli import main
@@ -26,11 +27,7 @@ JOBS, LINES = 50, 100
 
 def wait_until(condition: Callable[[], T], timeout: float = 60.0) -> T:
     """Poll `condition` until it is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out after {timeout} s"
-        time.sleep(0.05)
-    return value
+    return wait_for(condition, timeout)
 
 
 @pytest.fixture

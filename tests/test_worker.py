@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import pytest
+from waiting import wait_for
 
 import jobengine
 from jobengine import Engine, ManualClock, Status
@@ -22,11 +23,7 @@ T = TypeVar("T")
 
 def wait_until(condition: Callable[[], T], timeout: float = 20.0) -> T:
     """Poll `condition` until it is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out after {timeout} s"
-        time.sleep(0.02)
-    return value
+    return wait_for(condition, timeout)
 
 
 @contextmanager

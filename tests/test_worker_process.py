@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import IO, TypeVar
 
 import pytest
+from waiting import wait_for
 
 from jobengine import Engine, Status
 
@@ -71,11 +71,7 @@ def gated(ctx, gate):
 
 def wait_until(condition: Callable[[], T], timeout: float = 30.0) -> T:
     """Poll `condition` until it is truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        assert time.monotonic() < deadline, f"timed out after {timeout} s"
-        time.sleep(0.05)
-    return value
+    return wait_for(condition, timeout)
 
 
 @dataclass
