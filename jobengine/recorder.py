@@ -29,7 +29,7 @@ def retry_delay(attempt: int, base: float = 1.0) -> float:
     return float(min(MAX_RETRY_DELAY, base * 2**attempt) * random.uniform(0.5, 1.5))
 
 
-def may_retry(job: Job, job_type: JobType | None) -> bool:
+def may_retry(job: Job) -> bool:
     return job.attempt < job.max_attempts
 
 
@@ -81,7 +81,7 @@ def _decide(
     }
     reason = outcome.errors.splitlines()[0] if outcome.errors else None
     if not outcome.stopped:
-        if outcome.failed and source is Status.RUNNING and may_retry(job, job_type):
+        if outcome.failed and source is Status.RUNNING and may_retry(job):
             return _retry(guard, job, job_type, now, f"attempt {job.attempt} failed: {reason}")
         note = "finished before the cancel took effect" if source is Status.TO_CANCEL else None
         return Move(
@@ -89,7 +89,7 @@ def _decide(
         )
     if source is Status.TO_CANCEL and stop_kind in ("cancel", "shutdown", None):
         return Move(**guard, target=Status.CANCELED, verb="cancel", reason=reason, changes=ended)
-    if source is Status.RUNNING and may_retry(job, job_type) and stop_kind != "cancel":
+    if source is Status.RUNNING and may_retry(job) and stop_kind != "cancel":
         return _retry(guard, job, job_type, now, reason or "stopped")
     return Move(**guard, target=Status.FAILURE, verb="reap", reason=reason, changes=ended)
 

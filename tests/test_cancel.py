@@ -10,7 +10,7 @@ import stopping_jobs
 from waiting import wait_for, wait_for_status, worker_thread
 
 from jobengine import Engine, ManualClock, Status
-from jobengine.worker import Settings, Worker
+from jobengine.worker import Worker
 
 ENDED = {Status.CANCELED, Status.SUCCESS, Status.WARNING, Status.FAILURE}
 
@@ -126,6 +126,3 @@ def test_process_isolated_job_returns_its_result_and_log(database_url: str) -> N
     job = engine.get(job_id)
     assert job.status is Status.SUCCESS and job.result == 41
     engine.close()
-
-
-_ = Settings

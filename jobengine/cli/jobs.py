@@ -13,7 +13,6 @@ import click
 from jobengine.cli import engine_of
 from jobengine.cli.output import print_json, print_table, when
 from jobengine.errors import ConfigurationError
-from jobengine.model import Status
 
 DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -236,4 +235,3 @@ def log(context: click.Context, job_id: int, follow: bool, output: TextIO | None
 
 
 COMMANDS = [submit, list_jobs, show, cancel, rerun, log]
-_ = Status
