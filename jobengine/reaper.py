@@ -10,7 +10,7 @@ from typing import Any
 import psutil
 
 from jobengine.model import Status
-from jobengine.recorder import retry_delay
+from jobengine.recorder import retry_changes
 from jobengine.registry import Registry
 from jobengine.store import LogLine, Move, Store, WorkerRecord
 from jobengine.store.jobs import apply_moves
@@ -153,14 +153,7 @@ class Reaper:
                 {"finished_at": now, "errors": errors},
             )
         if self.may_retry(row):
-            delay = retry_delay(row["attempt"])
-            changes = {
-                "worker": None,
-                "attempt": row["attempt"] + 1,
-                "run_at": now + delay,
-                "started_at": None,
-                "queued_at": None,
-            }
+            changes, delay = retry_changes(row["attempt"], now)
             reason = f"{why}; attempt {row['attempt']} lost, retry in {delay:.1f} s"
             return Status.PENDING, "retry", reason, changes
         errors = "worker died while running this job; rerun it if that is safe"

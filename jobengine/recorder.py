@@ -13,7 +13,6 @@ from typing import Any
 from jobengine.errors import DatabaseUnavailable
 from jobengine.joblog import LogWriter, clean_text
 from jobengine.model import Job, Status
-from jobengine.registry import JobType
 from jobengine.runner import Outcome
 from jobengine.store import Move, Store
 from jobengine.store.jobs import EVENT_SQL, apply_moves
@@ -44,7 +43,6 @@ class Record:
 
 def decide(
     job: Job,
-    job_type: JobType | None,
     outcome: Outcome,
     stop_kind: str | None,
     actor: str,
@@ -52,7 +50,7 @@ def decide(
 ) -> list[Move]:
     """The moves that record `outcome`, for the job being RUNNING or TO_CANCEL."""
     return [
-        _decide(job, source, job_type, outcome, stop_kind, actor, now)
+        _decide(job, source, outcome, stop_kind, actor, now)
         for source in (Status.RUNNING, Status.TO_CANCEL)
     ]
 
@@ -60,7 +58,6 @@ def decide(
 def _decide(
     job: Job,
     source: Status,
-    job_type: JobType | None,
     outcome: Outcome,
     stop_kind: str | None,
     actor: str,
@@ -82,7 +79,7 @@ def _decide(
     reason = outcome.errors.splitlines()[0] if outcome.errors else None
     if not outcome.stopped:
         if outcome.failed and source is Status.RUNNING and may_retry(job):
-            return _retry(guard, job, job_type, now, f"attempt {job.attempt} failed: {reason}")
+            return _retry(guard, job, now, f"attempt {job.attempt} failed: {reason}")
         note = "finished before the cancel took effect" if source is Status.TO_CANCEL else None
         return Move(
             **guard, target=outcome.status, verb="finish", reason=note or reason, changes=ended
@@ -90,21 +87,25 @@ def _decide(
     if source is Status.TO_CANCEL and stop_kind in ("cancel", "shutdown", None):
         return Move(**guard, target=Status.CANCELED, verb="cancel", reason=reason, changes=ended)
     if source is Status.RUNNING and may_retry(job) and stop_kind != "cancel":
-        return _retry(guard, job, job_type, now, reason or "stopped")
+        return _retry(guard, job, now, reason or "stopped")
     return Move(**guard, target=Status.FAILURE, verb="reap", reason=reason, changes=ended)
 
 
-def _retry(
-    guard: dict[str, Any], job: Job, job_type: JobType | None, now: float, reason: str
-) -> Move:
-    delay = retry_delay(job.attempt)
+def retry_changes(attempt: int, now: float) -> tuple[dict[str, Any], float]:
+    """What a retry writes: the next attempt, back in the queue after a backoff; and the delay."""
+    delay = retry_delay(attempt)
     changes = {
-        "attempt": job.attempt + 1,
+        "attempt": attempt + 1,
         "run_at": now + delay,
         "worker": None,
         "started_at": None,
         "queued_at": None,
     }
+    return changes, delay
+
+
+def _retry(guard: dict[str, Any], job: Job, now: float, reason: str) -> Move:
+    changes, delay = retry_changes(job.attempt, now)
     return Move(
         **guard,
         target=Status.PENDING,

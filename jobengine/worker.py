@@ -107,8 +107,9 @@ class Worker:
         """Move claimed jobs to RUNNING in one transaction; release those of unknown types."""
         known = [job for job in jobs if job.type in self.engine.registry]
         unknown = [job for job in jobs if job.type not in self.engine.registry]
-        message = f"job type {{job.type!r}} is not registered in worker {self.id}"
-        self._release(unknown, message, delay=60)
+        self._release(
+            unknown, lambda job: f"job type {job.type!r} is not registered in worker {self.id}", 60
+        )
         now = self.clock.now()
         moves = [
             Move(
@@ -129,7 +130,7 @@ class Worker:
             log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
         return started
 
-    def _release(self, jobs: list[Job], reason: str, delay: float = 0.0) -> None:
+    def _release(self, jobs: list[Job], reason: Callable[[Job], str], delay: float = 0.0) -> None:
         """Give claimed jobs that never started back to the queue (best effort: else reaped)."""
         now = self.clock.now()
         changes = {"worker": None, "queued_at": None, "run_at": now + delay}
@@ -141,7 +142,7 @@ class Worker:
                 Status.PENDING,
                 "release",
                 self.id,
-                reason.format(job=job),
+                reason(job),
                 changes,
                 worker=self.id,
             )
@@ -194,9 +195,7 @@ class Worker:
         context = running.context
         if outcome.stopped or context.stop_kind:
             outcome = self.ladder.explain(running, outcome)
-        moves = decide(
-            running.job, running.job_type, outcome, context.stop_kind, self.id, self.clock.now()
-        )
+        moves = decide(running.job, outcome, context.stop_kind, self.id, self.clock.now())
         self.recorder.add(Record(running.job, moves, lambda move: self._recorded(running, move)))
 
     def _recorded(self, running: Running, move: Move | None) -> None:
@@ -372,7 +371,7 @@ class Worker:
         """Stop claiming, let jobs finish for the shutdown timeout, then stop the rest."""
         self.draining = True
         log.info("worker %s draining: %s jobs running", self.id, len(self.running))
-        self._release(self.unstarted, "the worker is stopping")
+        self._release(self.unstarted, lambda job: "the worker is stopping")
         self.unstarted = []
         with contextlib.suppress(DatabaseUnavailable):  # tell the others it is draining
             self.heartbeat.beat(draining=True, force=True)

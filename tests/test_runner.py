@@ -225,10 +225,9 @@ def test_an_outcome_the_database_refuses_ends_failure_and_spares_the_batch(engin
     worker = Worker(engine)
     ids = [engine.submit("add", a=1, b=1), engine.submit("add", a=2, b=2)]
     started = worker.start(engine.store.jobs.claim(worker.id, [], 10, engine.clock.now()))
-    job_type = engine.registry.get("add")
     outcomes = [Outcome(Status.SUCCESS, output="lone \udcff"), Outcome(Status.SUCCESS, "fine")]
     for job, outcome in zip(started, outcomes, strict=True):
-        moves = decide(job, job_type, outcome, None, worker.id, engine.clock.now())
+        moves = decide(job, outcome, None, worker.id, engine.clock.now())
         worker.recorder.add(Record(job, moves))
     assert worker.recorder.flush() == 2
 
