@@ -1,6 +1,8 @@
 """jobengine: a background job engine. The public surface: Engine, Worker, Status and errors."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+__version__ = version("jobengine")
 
 from jobengine.clock import Clock, ManualClock, SystemClock
 from jobengine.context import JobCanceled, JobContext, current_job

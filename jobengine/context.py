@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import ctypes
+import enum
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from jobengine import interrupts
+from jobengine.interrupts import JobCanceled
+
 _current = threading.local()
+__all__ = ["JobCanceled", "JobContext", "StopKind", "current_job", "job_logger", "set_current"]
 
 
-class JobCanceled(BaseException):
-    """Raised inside a job that is being stopped (cancel, timeout or shutdown).
+class StopKind(enum.StrEnum):
+    """Why a running job is being stopped; each kind climbs the same ladder."""
 
-    It derives from BaseException so that `except Exception:` in job code does not swallow it.
-    """
+    CANCEL = "cancel"  # someone asked for it
+    TIMEOUT = "timeout"  # it ran past its timeout
+    SHUTDOWN = "shutdown"  # its worker is stopping
+    RECOVERED = "recovered"  # its worker was declared dead and the job given to others
 
 
 def current_job() -> JobContext | None:
@@ -27,13 +33,6 @@ def set_current(context: JobContext | None) -> None:
     _current.context = context
 
 
-def raise_in_thread(thread_id: int, exception: type[BaseException] | None) -> bool:
-    """Raise `exception` asynchronously in a thread (None clears a pending one)."""
-    target = ctypes.py_object(exception) if exception is not None else None
-    changed = ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), target)
-    return bool(changed == 1)
-
-
 @dataclass
 class JobContext:
     """What a job function receives as `ctx`; also returned by `jobengine.current_job()`."""
@@ -43,7 +42,7 @@ class JobContext:
     type: str
     log: logging.Logger
     report_progress: Callable[[float, str | None], None] = field(repr=False)
-    stop_kind: str | None = None
+    stop_kind: StopKind | None = None
     stop_reason: str | None = None
     cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
     thread_id: int | None = field(default=None, repr=False)
@@ -68,24 +67,25 @@ class JobContext:
         """Report progress between 0 and 1 (shown in `jobengine show` and the dashboard)."""
         self.report_progress(max(0.0, min(1.0, float(fraction))), message)
 
-    def request_stop(self, kind: str, reason: str) -> bool:
-        """Step 1 of the ladder: set the cancel flag. kind: cancel, timeout or shutdown.
+    def request_stop(self, kind: StopKind | str, reason: str) -> bool:
+        """Step 1 of the ladder: set the cancel flag.
 
         Returns False if a stop was already requested (the first kind and reason stand).
         """
         with self.lock:
             if self.stop_kind is not None:
                 return False
-            self.stop_kind, self.stop_reason = kind, reason
+            self.stop_kind, self.stop_reason = StopKind(kind), reason
         self.cancel_event.set()
         return True
 
     def interrupt(self) -> bool:
-        """Step 2 of the ladder: raise JobCanceled inside the job's thread while it runs."""
+        """Step 2 of the ladder: raise JobCanceled inside the job's thread while it runs (as
+        it leaves engine code, if it is inside it)."""
         with self.lock:
             if not self.running or self.thread_id is None:
                 return False
-            return raise_in_thread(self.thread_id, JobCanceled)
+            return interrupts.interrupt(self.thread_id)
 
     def begin(self) -> None:
         with self.lock:
@@ -97,7 +97,8 @@ class JobContext:
         with self.lock:
             self.running = False
             if self.thread_id is not None:
-                raise_in_thread(self.thread_id, None)
+                interrupts.forget(self.thread_id)
+                interrupts.raise_in_thread(self.thread_id, None)
 
 
 def job_logger(job_type: str) -> logging.Logger:

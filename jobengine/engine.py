@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from jobengine.clock import Clock, SystemClock
 from jobengine.errors import (
@@ -18,13 +18,11 @@ from jobengine.errors import (
     JobNotFound,
     MoveConflict,
 )
-from jobengine.model import Event, Job, Status
+from jobengine.model import Event, Job, LogLine, Move, NewJob, Status
 from jobengine.registry import JobFunction, JobType, Registry
-from jobengine.store import DEFAULT_URL, LogLine, Move, NewJob, Store
+from jobengine.scheduler import Scheduler
+from jobengine.store import DEFAULT_URL, Store, Transaction
 from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL
-
-if TYPE_CHECKING:
-    from jobengine.scheduler import Scheduler
 
 F = TypeVar("F", bound=JobFunction)
 Jobs = list[Job]
@@ -47,7 +45,10 @@ class Engine:
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
-        self._scheduler: Scheduler | None = None
+        self.schedules = Scheduler(
+            lambda: self.store, self.registry, self.clock, self.insert, self.cancel
+        )
+        """The recurring schedules: define, add, edit, pause, resume, remove, run now, tick."""
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -92,15 +93,6 @@ class Engine:
             return target
 
         return register(function) if function is not None else register
-
-    @property
-    def schedules(self) -> Scheduler:
-        """The recurring schedules: add, edit, pause, resume, remove, run now, tick."""
-        if self._scheduler is None:
-            from jobengine.scheduler import Scheduler
-
-            self._scheduler = Scheduler(self)
-        return self._scheduler
 
     def recurring(self, expression: str | None = None, **options: Any) -> Callable[[F], F]:
         """Register a function as a job type (if it is not one yet) fired on a schedule.
@@ -154,7 +146,7 @@ class Engine:
         values = {**(arguments or {}), **kwargs}
         new_job = NewJob(
             type=type,
-            args_json=job_type.encode_arguments(values),
+            args=job_type.encode_arguments(values),
             queue=queue or job_type.queue,
             priority=job_type.priority if priority is None else _whole("priority", priority),
             run_at=self._run_at(run_at, delay),
@@ -162,26 +154,42 @@ class Engine:
             timeout=job_type.timeout if timeout is None else _seconds("timeout", timeout),
             parent=parent,
         )
-        return self.insert(new_job, actor=actor, connection=connection)
+        return self._insert_new(new_job, actor, connection)
 
-    def insert(self, new_job: NewJob, actor: str, connection: Any = None) -> int:
-        """Insert a validated job, in the caller's transaction when `connection` is given."""
+    def insert(
+        self,
+        new_job: NewJob,
+        actor: str,
+        *,
+        transaction: Transaction | None = None,
+        connection: Any = None,
+    ) -> int | None:
+        """The one way in for every job (submit, rerun, schedules): insert a validated job and
+        wake workers once it commits. None if its (schedule, fire time) exists already.
+
+        Inside `transaction` when given; inside the caller's own `connection` (whose commit is
+        the caller's: its workers are woken at once); else in a transaction of its own.
+        """
         if new_job.timeout is not None and not 0 < new_job.timeout < math.inf:
             raise ConfigurationError("timeout must be a positive number of seconds (or None)")
         now = self.clock.now()
         database = self.store.database
-        if connection is not None:
-            job_id = self.store.jobs.insert(
-                database.foreign_transaction(connection), new_job, now, actor
-            )
-        else:
-            with database.transaction() as transaction:
-                job_id = self.store.jobs.insert(transaction, new_job, now, actor)
+        if transaction is None and connection is None:
+            with database.transaction() as own:
+                return self.insert(new_job, actor, transaction=own)
+        target = transaction or database.foreign_transaction(connection)
+        job_id = self.store.jobs.insert(target, new_job, now, actor)
+        target.after_commit(self.wake_workers)
+        if transaction is None:  # the caller commits: no way to learn when
+            target.run_committed_callbacks()
+        return job_id
+
+    def _insert_new(self, new_job: NewJob, actor: str, connection: Any = None) -> int:
+        job_id = self.insert(new_job, actor, connection=connection)
         if job_id is None:
             raise JobEngineError(
                 f"schedule {new_job.schedule} already fired at {new_job.fire_time}"
             )
-        self.wake_workers()
         return job_id
 
     def _run_at(self, run_at: datetime | float | None, delay: timedelta | float | None) -> float:
@@ -277,10 +285,10 @@ class Engine:
         if not old.status.terminal:
             raise JobEngineError(f"job {job_id} is {old.status}; only ended jobs can be rerun")
         job_type = self.registry.get(old.type) if old.type in self.registry else None
-        args_json = job_type.encode_arguments(old.args) if job_type else _json(old.args)
+        args = job_type.encode_arguments(old.args) if job_type else _json(old.args)
         new_job = NewJob(
             old.type,
-            args_json,
+            args,
             old.queue,
             old.priority,
             self.clock.now(),
@@ -289,7 +297,7 @@ class Engine:
             old.parent,
             rerun_of=old.id,
         )
-        return self.insert(new_job, actor=actor)
+        return self._insert_new(new_job, actor)
 
 
 def _whole(name: str, value: Any) -> int:

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Protocol
 
-from jobengine.context import JobCanceled, JobContext
+from jobengine.context import JobCanceled, JobContext, StopKind
 from jobengine.joblog import JobLog
 from jobengine.model import Job, Status
-from jobengine.process import PARENT_VARIABLE, PATH_VARIABLE, receive, send
+from jobengine.process import PARENT_VARIABLE, PATH_VARIABLE, describe_exit, receive, send
 from jobengine.registry import JobType
-from jobengine.runner import Outcome, run_job
+from jobengine.runner import Outcome, describe_error, run_job
 
 log = logging.getLogger("jobengine.worker")
 # Not `-m jobengine.process`: the package imports that module first, and runpy warns.
@@ -52,7 +52,7 @@ Finished = Callable[[Running, Outcome], None]
 
 
 class Executor(Protocol):
-    def submit(self, running: Running, finished: Finished) -> None:
+    def start(self, running: Running, finished: Finished) -> None:
         """Run the job; call `finished` exactly once with its outcome."""
 
     def escalate(self, running: Running, now: float) -> str | None:
@@ -72,7 +72,8 @@ class ThreadPool:
         self.idle = 0
         self.lock = threading.Lock()
 
-    def submit(self, task: Callable[[], None]) -> None:
+    def start(self, task: Callable[[], None]) -> None:
+        """Run `task` on an idle thread, or a new one while the pool is not full."""
         with self.lock:
             if self.idle == 0 and len(self.threads) < self.size:
                 thread = threading.Thread(
@@ -93,6 +94,8 @@ class ThreadPool:
                 task()
             except JobCanceled:
                 pass  # an interrupt that landed after its job ended
+            except BaseException:  # the thread lives on: it is the pool's capacity
+                log.exception("a job thread's task failed")
             with self.lock:
                 self.idle += 1
 
@@ -111,12 +114,15 @@ class ThreadExecutor:
         self.pool = ThreadPool(concurrency, "job")
         self.cancel_grace = cancel_grace
 
-    def submit(self, running: Running, finished: Finished) -> None:
+    def start(self, running: Running, finished: Finished) -> None:
         def task() -> None:
-            outcome = run_job(running.job_type, running.job.args, running.context, running.log)
+            try:
+                outcome = run_job(running.job_type, running.job.args, running.context, running.log)
+            except BaseException as error:  # run_job never raises; if it ever does, say so
+                outcome = crashed(error)
             finished(running, outcome)
 
-        self.pool.submit(task)
+        self.pool.start(task)
 
     def escalate(self, running: Running, now: float) -> str | None:
         if running.stop_requested is None or now - running.stop_requested < grace(running, self):
@@ -135,9 +141,16 @@ class ThreadExecutor:
         self.pool.close(wait)
 
 
+def crashed(error: BaseException) -> Outcome:
+    """The outcome when the engine's own code around a job failed: FAILURE saying how."""
+    return Outcome(
+        Status.FAILURE, errors=f"the engine failed running this job: {describe_error(error)}"
+    )
+
+
 def grace(running: Running, executor: ThreadExecutor | ProcessExecutor) -> float:
     """Seconds between asking a job to stop and forcing it; none left at shutdown."""
-    return 0.0 if running.context.stop_kind == "shutdown" else executor.cancel_grace
+    return 0.0 if running.context.stop_kind is StopKind.SHUTDOWN else executor.cancel_grace
 
 
 class ChildProcess:
@@ -177,12 +190,9 @@ class ChildProcess:
 
     def end_description(self) -> str:
         try:
-            code = self.popen.wait(1.0)
+            return describe_exit(self.popen.wait(1.0))
         except subprocess.TimeoutExpired:
             return "stopped answering"
-        if code < 0:
-            return f"was killed by {signal.Signals(-code).name}"
-        return f"exited with code {code}"
 
 
 class ProcessExecutor:
@@ -197,8 +207,15 @@ class ProcessExecutor:
         self.busy: dict[int, ChildProcess] = {}
         self.lock = threading.Lock()
 
-    def submit(self, running: Running, finished: Finished) -> None:
-        self.pool.submit(lambda: finished(running, self._supervise(running)))
+    def start(self, running: Running, finished: Finished) -> None:
+        def task() -> None:
+            try:
+                outcome = self._supervise(running)
+            except BaseException as error:
+                outcome = crashed(error)
+            finished(running, outcome)
+
+        self.pool.start(task)
 
     def _take(self) -> ChildProcess:
         with self.lock:
@@ -210,7 +227,13 @@ class ProcessExecutor:
 
     def _supervise(self, running: Running) -> Outcome:
         job, function = running.job, running.job_type.function
-        child = self._take()
+        try:
+            child = self._take()
+        except Exception as error:  # EMFILE, EAGAIN, out of memory: the job never started
+            return Outcome(
+                Status.FAILURE,
+                errors=f"the job's process could not be started: {describe_error(error)}",
+            )
         with self.lock:
             self.busy[job.id] = child
         try:

@@ -7,8 +7,8 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from importlib.metadata import version
 
-from jobengine import __version__
 from jobengine.reaper import Reaper
 from jobengine.registry import Registry
 from jobengine.settings import Settings
@@ -35,7 +35,7 @@ class Heartbeat:
         self.next_beat = self.next_reap = 0.0
 
     def register(self) -> None:
-        """Write the worker's row, then recover what its previous incarnation left."""
+        """Write the worker's row, then recover what earlier workers of this host left."""
         now, host = self.clock(), socket.gethostname()
         self.store.workers.register(
             WorkerRecord(
@@ -46,7 +46,7 @@ class Heartbeat:
                 now,
                 list(self.settings.queues),
                 self.settings.concurrency,
-                __version__,
+                version("jobengine"),
                 RUNNING,
             )
         )
@@ -56,7 +56,7 @@ class Heartbeat:
             ",".join(self.settings.queues) or "all",
             self.settings.concurrency,
         )
-        self.reaper.recover_previous_incarnations(host, self.id)
+        self.reaper.recover_earlier_workers(host, self.id)
 
     def beat(self, draining: bool, force: bool = False) -> tuple[bool, str | None]:
         """Beat if one is due (or `force`): (whether it beat, a request such as 'restart')."""

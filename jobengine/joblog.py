@@ -6,13 +6,13 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TextIO
 
 from jobengine.errors import DatabaseUnavailable
-from jobengine.store import LogLine, LogStore
+from jobengine.model import LogLine
+from jobengine.settings import DEFAULT_LOG_CAP as DEFAULT_CAP
 
-DEFAULT_CAP = 10 * 1024 * 1024
 _sink = threading.local()
 log = logging.getLogger("jobengine.worker")
 
@@ -152,10 +152,15 @@ def uninstall() -> None:
                 setattr(sys, name, stream.original)
 
 
+class LogAppender(Protocol):
+    def append(self, lines: Sequence[LogLine]) -> None:
+        """Write a batch of lines in one transaction."""
+
+
 class LogWriter:
     """Buffers log lines of every job and writes them to job_logs in batches."""
 
-    def __init__(self, store: LogStore, batch: int = 500) -> None:
+    def __init__(self, store: LogAppender, batch: int = 500) -> None:
         self.store, self.batch = store, batch
         self.pending: list[LogLine] = []
         self.lock = threading.Lock()

@@ -6,9 +6,10 @@ import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 
+from jobengine.context import StopKind
+from jobengine.errors import DatabaseUnavailable
 from jobengine.executors import Executor, Running
 from jobengine.model import Status
-from jobengine.recorder import note
 from jobengine.runner import Outcome
 from jobengine.store import Store
 
@@ -32,8 +33,8 @@ class Ladder:
     ) -> None:
         self.store, self.executors, self.actor, self.clock = store, executors, actor, clock
 
-    def request_stop(self, running: Running, kind: str, reason: str) -> None:
-        """Step 1: set the job's cancel flag (kind: cancel, timeout or shutdown)."""
+    def request_stop(self, running: Running, kind: StopKind, reason: str) -> None:
+        """Step 1: set the job's cancel flag."""
         if not running.context.request_stop(kind, reason):
             return
         running.stop_requested = time.monotonic()
@@ -49,11 +50,12 @@ class Ladder:
             by_id = {running.job.id: running for running in active}
             for job in self.store.jobs.owned(owner, [Status.TO_CANCEL]):
                 if job.id in by_id:
-                    self.request_stop(by_id[job.id], "cancel", "canceled")
+                    self.request_stop(by_id[job.id], StopKind.CANCEL, "canceled")
         now = time.monotonic()
         for running in active:
             if running.deadline is not None and now >= running.deadline:
-                self.request_stop(running, "timeout", f"timed out after {running.job.timeout:g} s")
+                reason = f"timed out after {running.job.timeout:g} s"
+                self.request_stop(running, StopKind.TIMEOUT, reason)
             step = self.executors[running.job_type.isolation].escalate(running, now)
             if step:
                 self._record(running, f"{running.context.stop_kind}: {step}")
@@ -70,5 +72,9 @@ class Ladder:
 
     def _record(self, running: Running, text: str) -> None:
         running.log.write("WARNING", text)
-        status = Status.TO_CANCEL if running.context.stop_kind == "cancel" else Status.RUNNING
-        note(self.store, running.job, status, "cancel", self.actor, text, self.clock())
+        kind = running.context.stop_kind
+        status = Status.TO_CANCEL if kind is StopKind.CANCEL else Status.RUNNING
+        try:
+            self.store.jobs.note(running.job, status, "cancel", self.actor, text, self.clock())
+        except DatabaseUnavailable:
+            pass  # the job's log has the step; its timeline misses it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from jobengine.errors import IllegalMove
@@ -139,3 +139,62 @@ class Event:
             reason=row["reason"],
             attempt=row["attempt"],
         )
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job about to be inserted, already validated; its fields are the columns it sets."""
+
+    type: str
+    args: str  # the arguments as JSON text
+    queue: str
+    priority: int
+    run_at: float
+    max_attempts: int
+    timeout: float | None = None
+    parent: int | None = None
+    rerun_of: int | None = None
+    schedule: str | None = None
+    fire_time: float | None = None
+
+
+NEW_JOB_COLUMNS = tuple(item.name for item in fields(NewJob))
+JOB_COLUMNS = frozenset(Job.__dataclass_fields__) - {"id"}
+assert set(NEW_JOB_COLUMNS) <= JOB_COLUMNS, "every column a new job sets is a column of Job"
+
+
+@dataclass(frozen=True)
+class Move:
+    """One guarded status change: applied only if the job is still (status, attempt[, worker])."""
+
+    job_id: int
+    attempt: int
+    source: Status
+    target: Status
+    verb: str
+    actor: str
+    reason: str | None = None
+    changes: dict[str, Any] = field(default_factory=dict)
+    worker: str | None = None
+
+    def __post_init__(self) -> None:
+        check_move(self.source, self.target, self.verb)
+        unknown = set(self.changes) - JOB_COLUMNS
+        if unknown:
+            raise ValueError(f"not job columns: {sorted(unknown)}")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a job's own log."""
+
+    job_id: int
+    attempt: int
+    at: float
+    level: str
+    text: str
+    id: int = 0
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> LogLine:
+        return cls(row["job_id"], row["attempt"], row["at"], row["level"], row["text"], row["id"])

@@ -1,4 +1,5 @@
-"""The child side of process isolation: a reusable process that runs one job at a time."""
+"""Child processes: the side of process isolation that runs one job at a time, and how a child
+process's end is told."""
 
 from __future__ import annotations
 
@@ -19,13 +20,23 @@ from typing import Any
 from jobengine import joblog
 from jobengine.context import JobCanceled, JobContext, job_logger
 from jobengine.joblog import JobLog
+from jobengine.model import LogLine
 from jobengine.registry import JobType
 from jobengine.runner import Outcome, failure_of, run_job
-from jobengine.store import LogLine
 
 PR_SET_PDEATHSIG = 1
 PATH_VARIABLE = "JOBENGINE_CHILD_SYS_PATH"
 PARENT_VARIABLE = "JOBENGINE_WORKER_PID"  # the worker's import path, so the app imports
+
+
+def describe_exit(code: int) -> str:
+    """How a process ended, from its return code: 'exited with code 1', 'was killed by SIGKILL'."""
+    if code >= 0:
+        return f"exited with code {code}"
+    try:
+        return f"was killed by {signal.Signals(-code).name}"
+    except ValueError:
+        return f"was killed by signal {-code}"
 
 
 def send(connection: Connection, lock: threading.Lock, message: dict[str, Any]) -> None:

@@ -4,31 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import psutil
 
-from jobengine.model import Status
-from jobengine.recorder import retry_changes
+from jobengine.clock import utc_text
+from jobengine.model import LogLine, Move, Status
 from jobengine.registry import Registry
-from jobengine.store import LogLine, Move, Store, WorkerRecord
-from jobengine.store.jobs import apply_moves
-from jobengine.store.workers import LIVE, STOPPED
+from jobengine.retry import IDEMPOTENT_ATTEMPT_LIMIT, may_retry, retry_changes
+from jobengine.store import Store, WorkerRecord
+from jobengine.store.workers import STOPPED
 
 log = logging.getLogger("jobengine.reaper")
-
-# An idempotent job whose attempts keep dying with their workers is retried past its
-# max_attempts, but not for ever: a job that kills every worker it runs on must stop somewhere.
-IDEMPOTENT_ATTEMPT_LIMIT = 10
+__all__ = ["IDEMPOTENT_ATTEMPT_LIMIT", "Reaper", "process_gone"]
 # psutil derives a process's start time from the boot time, which is known to the second.
 PID_REUSE_MARGIN = 2.0
-
-
-def _time(timestamp: float | None) -> str:
-    if timestamp is None:
-        return "an unknown time"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def process_gone(pid: int, started_at: float) -> bool:
@@ -70,16 +60,17 @@ class Reaper:
         """Declare silent workers dead and recover every job held by a worker not alive."""
         now = self.clock()
         cutoff = now - self.dead_after
-        return sum(self.bury(worker, now, cutoff) for worker in self.store.workers.suspects(cutoff))
+        workers = self.store.workers.to_reap(cutoff)
+        return sum(self.reap_worker(worker, now, cutoff) for worker in workers)
 
-    def recover_previous_incarnations(self, host: str, own_id: str) -> int:
+    def recover_earlier_workers(self, host: str, own_id: str) -> int:
         """At start-up: workers of this host whose process is gone are dead now, not in 20 s."""
         now = self.clock()
         count = 0
         for worker in self.store.workers.on_host(host):
             if worker.id != own_id and process_gone(worker.pid, worker.started_at):
                 cause = f"its process {worker.pid} is gone"
-                count += self.bury(worker.id, now, now - self.dead_after, cause)
+                count += self.reap_worker(worker.id, now, now - self.dead_after, cause)
         return count + self.reap()
 
     def recover_process(self, host: str, pid: int, cause: str) -> int:
@@ -88,41 +79,37 @@ class Reaper:
         count = 0
         for worker in self.store.workers.on_host(host):
             if worker.pid == pid:
-                count += self.bury(worker.id, now, now - self.dead_after, cause)
+                count += self.reap_worker(worker.id, now, now - self.dead_after, cause)
         return count
 
-    def bury(self, worker: str, now: float, cutoff: float, cause: str | None = None) -> int:
+    def reap_worker(self, worker: str, now: float, cutoff: float, cause: str | None = None) -> int:
         """Declare `worker` dead (unless it beat since `cutoff` and no `cause` is known) and
         move every job it holds; return how many jobs moved."""
-        with self.store.database.transaction() as transaction:
-            record = self.store.workers.lock(transaction, worker)
-            declared = record is not None and record.state in LIVE
-            if declared and cause is None and record is not None and record.heartbeat >= cutoff:
-                return 0  # it beat after the suspicion: alive
-            if declared:
-                self.store.workers.declare_dead(transaction, worker, now)
-            silent_since = cutoff if record is None else None
-            rows = self.store.workers.held_jobs(transaction, worker, silent_since)
+
+        def plan(record: WorkerRecord | None, rows: list[dict[str, Any]]) -> list[Move]:
             why = _why(worker, record, cause, rows)
-            moves = [self.move(row, why, now) for row in rows]
-            won_flags = apply_moves(transaction, moves, now) if moves else []
-            won = [move for move, ok in zip(moves, won_flags, strict=True) if ok]
-        if declared and record is not None:
+            return [self.move(row, why, now) for row in rows]
+
+        reaped = self.store.workers.reap(worker, now, cutoff, cause is not None, plan)
+        if reaped.declared and reaped.record is not None:
             log.warning(
                 "reap worker %s: no heartbeat since %s%s",
                 worker,
-                _time(record.heartbeat),
+                utc_text(reaped.record.heartbeat),
                 f" ({cause})" if cause else "",
             )
-        for move in won:
+        for move in reaped.moves:
             log.warning("%s job %s: %s", move.verb, move.job_id, move.reason)
         self.store.logs.append(
-            [LogLine(m.job_id, m.attempt, now, "WARNING", f"{m.verb}: {m.reason}") for m in won]
+            [
+                LogLine(m.job_id, m.attempt, now, "WARNING", f"{m.verb}: {m.reason}")
+                for m in reaped.moves
+            ]
         )
-        return len(won)
+        return len(reaped.moves)
 
     def move(self, row: dict[str, Any], why: str, now: float) -> Move:
-        """The move for one job of a dead worker (the job's row as `held_jobs` returns it)."""
+        """The move for one job of a dead worker (its row as the workers table reads it)."""
         source = Status(row["status"])
         target, verb, reason, changes = self.decide(row, source, why, now)
         return Move(
@@ -161,12 +148,10 @@ class Reaper:
         return Status.FAILURE, "reap", reason, {"finished_at": now, "errors": errors}
 
     def may_retry(self, row: dict[str, Any]) -> bool:
-        """Attempts left, or a job type declared idempotent (up to IDEMPOTENT_ATTEMPT_LIMIT)."""
-        if row["attempt"] < row["max_attempts"]:
-            return True
+        """Whether the job of `row` runs again: its attempt was lost with its worker."""
         known = row["type"] in self.registry
         idempotent = known and self.registry.get(row["type"]).idempotent
-        return idempotent and row["attempt"] < IDEMPOTENT_ATTEMPT_LIMIT
+        return may_retry(row["attempt"], row["max_attempts"], idempotent, lost=True)
 
 
 def _why(
@@ -175,9 +160,10 @@ def _why(
     """The reason written on each job of a dead worker."""
     if record is None:
         last = max((row["heartbeat"] for row in rows if row["heartbeat"]), default=None)
-        text = f"worker {worker} is not registered and stopped heartbeating at {_time(last)}"
+        text = f"worker {worker} is not registered and stopped heartbeating at {utc_text(last)}"
     elif record.state == STOPPED:
-        text = f"worker {worker} stopped at {_time(record.stopped_at)} without recording this job"
+        stopped = utc_text(record.stopped_at)
+        text = f"worker {worker} stopped at {stopped} without recording this job"
     else:
-        text = f"worker {worker} stopped heartbeating at {_time(record.heartbeat)}"
+        text = f"worker {worker} stopped heartbeating at {utc_text(record.heartbeat)}"
     return f"{text} ({cause})" if cause else text

@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobengine.context import StopKind
 from jobengine.errors import DatabaseUnavailable
 from jobengine.joblog import LogWriter, clean_text
-from jobengine.model import Job, Status
+from jobengine.model import Job, Move, Status
+from jobengine.retry import Backoff, may_retry, retry_changes
 from jobengine.runner import Outcome
-from jobengine.store import Move, Store
-from jobengine.store.jobs import EVENT_SQL, apply_moves
+from jobengine.store import Store
 
 log = logging.getLogger("jobengine.worker")
-MAX_RETRY_DELAY = 3600.0
-MAX_BACKOFF = 5.0
 LOG_INTERVAL = 0.2  # the longest a running job's log line waits to be written
-
-
-def retry_delay(attempt: int, base: float = 1.0) -> float:
-    """Exponential backoff with jitter: about base * 2^attempt seconds, at most an hour."""
-    return float(min(MAX_RETRY_DELAY, base * 2**attempt) * random.uniform(0.5, 1.5))
-
-
-def may_retry(job: Job) -> bool:
-    return job.attempt < job.max_attempts
 
 
 @dataclass
@@ -44,13 +33,14 @@ class Record:
 def decide(
     job: Job,
     outcome: Outcome,
-    stop_kind: str | None,
+    stop_kind: StopKind | None,
     actor: str,
     now: float,
+    idempotent: bool = False,
 ) -> list[Move]:
     """The moves that record `outcome`, for the job being RUNNING or TO_CANCEL."""
     return [
-        _decide(job, source, outcome, stop_kind, actor, now)
+        _decide(job, source, outcome, stop_kind, actor, now, idempotent)
         for source in (Status.RUNNING, Status.TO_CANCEL)
     ]
 
@@ -59,9 +49,10 @@ def _decide(
     job: Job,
     source: Status,
     outcome: Outcome,
-    stop_kind: str | None,
+    stop_kind: StopKind | None,
     actor: str,
     now: float,
+    idempotent: bool,
 ) -> Move:
     ended: dict[str, Any] = {
         "finished_at": now,
@@ -78,30 +69,23 @@ def _decide(
     }
     reason = outcome.errors.splitlines()[0] if outcome.errors else None
     if not outcome.stopped:
-        if outcome.failed and source is Status.RUNNING and may_retry(job):
+        if (
+            outcome.failed
+            and source is Status.RUNNING
+            and may_retry(job.attempt, job.max_attempts, idempotent, lost=False)
+        ):
             return _retry(guard, job, now, f"attempt {job.attempt} failed: {reason}")
         note = "finished before the cancel took effect" if source is Status.TO_CANCEL else None
         return Move(
             **guard, target=outcome.status, verb="finish", reason=note or reason, changes=ended
         )
-    if source is Status.TO_CANCEL and stop_kind in ("cancel", "shutdown", None):
+    if source is Status.TO_CANCEL and stop_kind in (StopKind.CANCEL, StopKind.SHUTDOWN, None):
         return Move(**guard, target=Status.CANCELED, verb="cancel", reason=reason, changes=ended)
-    if source is Status.RUNNING and may_retry(job) and stop_kind != "cancel":
-        return _retry(guard, job, now, reason or "stopped")
+    lost = stop_kind in (StopKind.SHUTDOWN, StopKind.RECOVERED)
+    if source is Status.RUNNING and stop_kind != StopKind.CANCEL:
+        if may_retry(job.attempt, job.max_attempts, idempotent, lost):
+            return _retry(guard, job, now, reason or "stopped")
     return Move(**guard, target=Status.FAILURE, verb="reap", reason=reason, changes=ended)
-
-
-def retry_changes(attempt: int, now: float) -> tuple[dict[str, Any], float]:
-    """What a retry writes: the next attempt, back in the queue after a backoff; and the delay."""
-    delay = retry_delay(attempt)
-    changes = {
-        "attempt": attempt + 1,
-        "run_at": now + delay,
-        "worker": None,
-        "started_at": None,
-        "queued_at": None,
-    }
-    return changes, delay
 
 
 def _retry(guard: dict[str, Any], job: Job, now: float, reason: str) -> Move:
@@ -113,33 +97,6 @@ def _retry(guard: dict[str, Any], job: Job, now: float, reason: str) -> Move:
         reason=f"{reason}; retry {job.attempt + 1} of {job.max_attempts} in {delay:.1f} s",
         changes=changes,
     )
-
-
-def note(
-    store: Store, job: Job, status: Status, verb: str, actor: str, reason: str, now: float
-) -> None:
-    """An event row that records a step without a move (e.g. a cancel ladder step)."""
-    with store.database.transaction() as transaction:
-        transaction.execute(
-            EVENT_SQL, (job.id, now, verb, status.value, status.value, actor, reason, job.attempt)
-        )
-
-
-def save_progress(store: Store, job: Job, fraction: float) -> None:
-    """Store a running job's progress (not a move: the status does not change).
-
-    Called from the job's own thread: a database outage must not fail the job, so it only
-    costs this one progress value (the job's log still has the progress line).
-    """
-    try:
-        with store.database.transaction() as transaction:
-            transaction.execute(
-                "UPDATE jobs SET progress = ? WHERE id = ? AND attempt = ?"
-                " AND status IN ('RUNNING', 'TO_CANCEL')",
-                (fraction, job.id, job.attempt),
-            )
-    except DatabaseUnavailable as error:
-        log.warning("job %s: progress not saved (%s)", job.id, error)
 
 
 def unstorable(move: Move, error: Exception, now: float) -> Move:
@@ -214,23 +171,11 @@ class Recorder:
             return self._write_batch([Record(record.job, fallback)])[0]
 
     def _write_batch(self, records: list[Record]) -> list[Move | None]:
-        now = self.clock()
-        won: list[Move | None] = [None] * len(records)
-        waiting = list(range(len(records)))
-        with self.store.database.transaction() as transaction:
-            for turn in range(max(len(record.moves) for record in records)):
-                tries = [
-                    (i, records[i].moves[turn]) for i in waiting if turn < len(records[i].moves)
-                ]
-                results = apply_moves(transaction, [move for _, move in tries], now)
-                for (index, move), ok in zip(tries, results, strict=True):
-                    won[index] = move if ok else None
-                waiting = [index for (index, _), ok in zip(tries, results, strict=True) if not ok]
-        return won
+        return self.store.jobs.move_first([record.moves for record in records], self.clock())
 
     def run(self, done: threading.Event) -> None:
         """Flush as outcomes arrive until `done`; a database outage only delays them."""
-        backoff = 0.1
+        backoff = Backoff()
         while not done.is_set():
             if self.has_work.wait(LOG_INTERVAL):
                 time.sleep(0.002)  # gather what finishes at the same moment into one batch
@@ -238,11 +183,11 @@ class Recorder:
                 continue  # nothing finished: still write running jobs' lines, for `log --follow`
             try:
                 self.flush()
-                backoff = 0.1
+                backoff.reset()
             except Exception as error:
-                log.warning("cannot record outcomes (%s); again in %.1f s", error, backoff)
-                time.sleep(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
+                delay = backoff.next()
+                log.warning("cannot record outcomes (%s); again in %.1f s", error, delay)
+                time.sleep(delay)
 
     def flush_until(self, deadline: float) -> bool:
         """Flush, retrying through an outage until the monotonic `deadline`."""

@@ -63,9 +63,25 @@ def job_traceback(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, trace))
 
 
+def describe_error(error: BaseException) -> str:
+    """'Type: message', even for an exception whose message cannot be turned into text."""
+    name = type(error).__name__
+    try:
+        return f"{name}: {error}"
+    except BaseException as unreadable:  # a __str__ that raises (or is cut short)
+        return f"{name} (its message could not be read: {type(unreadable).__name__})"
+
+
+def safe_traceback(error: BaseException) -> str:
+    try:
+        return job_traceback(error)
+    except BaseException:
+        return f"{describe_error(error)} (its traceback could not be formatted)"
+
+
 def failure_of(error: BaseException) -> Outcome:
-    """FAILURE with the exception's type, message and traceback in `errors`."""
-    text = f"{type(error).__name__}: {error}\n\n{job_traceback(error)}"
+    """FAILURE with the exception's type, message and traceback in `errors`; never raises."""
+    text = f"{describe_error(error)}\n\n{safe_traceback(error)}"
     return Outcome(Status.FAILURE, errors=joblog.clean_text(text))
 
 
@@ -85,7 +101,7 @@ def run_job(job_type: JobType, args: dict[str, Any], context: JobContext, log: J
     except JobCanceled:
         return Outcome(Status.CANCELED, errors=context.stop_reason, stopped=True)
     except BaseException as error:
-        log.write("ERROR", job_traceback(error).rstrip())
+        log.write("ERROR", safe_traceback(error).rstrip())
         return failure_of(error)
     finally:
         log.close()

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from jobengine.clock import Clock, utc_text
 from jobengine.cron import SKIP, Plan, Recurrence
+from jobengine.definitions import (
+    CANCEL_PREVIOUS,
+    CODE,
+    DEFINITION,
+    RUNTIME,
+    TIMING,
+    Definition,
+    check_definition,
+    options_of,
+)
 from jobengine.errors import (
     ConfigurationError,
     InvalidArguments,
@@ -16,23 +26,10 @@ from jobengine.errors import (
     JobNotFound,
     UnknownJobType,
 )
-from jobengine.registry import JobType
-from jobengine.store import NewJob, Transaction
-from jobengine.store.schedules import (
-    CANCEL_PREVIOUS,
-    CODE,
-    DEFINITION,
-    RUNTIME,
-    TIMING,
-    Run,
-    Schedule,
-    check_definition,
-    encode,
-    options_of,
-)
-
-if TYPE_CHECKING:
-    from jobengine.engine import Engine
+from jobengine.model import NewJob, Status
+from jobengine.registry import JobType, Registry
+from jobengine.store import Store, Transaction
+from jobengine.store.schedules import Run, Schedule, encode
 
 log = logging.getLogger("jobengine.scheduler")
 Schedules = list[Schedule]
@@ -43,24 +40,34 @@ DEFAULT_GRACE = 120.0
 ACTOR = "scheduler"
 
 
+class Insert(Protocol):
+    """The engine's one way in for a job; workers are woken once the transaction commits."""
+
+    def __call__(
+        self, new_job: NewJob, actor: str, *, transaction: Transaction | None = None
+    ) -> int | None: ...
+
+
+Cancel = Callable[..., Status]
+
+
 def recurrence_of(schedule: Schedule) -> Recurrence:
     return Recurrence(schedule.expression, schedule.every, schedule.timezone)
-
-
-@dataclass(frozen=True)
-class Definition:
-    """A schedule defined in code: written to the database by `sync()`."""
-
-    type: str
-    expression: str | None
-    options: dict[str, Any]
 
 
 class Scheduler:
     """The engine's schedules: the code's definitions, the runtime API and the tick."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(
+        self,
+        store: Callable[[], Store],
+        registry: Registry,
+        clock: Clock,
+        insert: Insert,
+        cancel: Cancel,
+    ) -> None:
+        self._store, self.registry, self.clock = store, registry, clock
+        self.insert, self.cancel = insert, cancel
         self.grace = DEFAULT_GRACE
         self._definitions: dict[str, Definition] = {}
 
@@ -68,7 +75,7 @@ class Scheduler:
 
     def define(self, name: str, type: str, expression: str | None = None, **options: Any) -> None:
         """Keep a code definition (validated now) for `sync()`; a name defined again replaces."""
-        self._settings(name, type, expression, options, check_type=type in self.engine.registry)
+        self._settings(name, type, expression, options, check_type=type in self.registry)
         self._definitions[name] = Definition(type, expression, dict(options))
 
     def sync(self) -> None:
@@ -89,9 +96,9 @@ class Scheduler:
 
     def _sync_one(self, name: str, definition: Definition) -> None:
         settings = self._settings(name, definition.type, definition.expression, definition.options)
-        now = self.engine.clock.now()
-        store = self.engine.store.schedules
-        with self.engine.store.database.transaction() as transaction:
+        now = self.clock.now()
+        store = self._store().schedules
+        with self._store().database.transaction() as transaction:
             if store.insert(transaction, self._new(name, settings, CODE, now)):
                 log.info("schedule %s: created from code", name)
                 return
@@ -116,10 +123,10 @@ class Scheduler:
     def add(self, name: str, type: str, expression: str | None = None, **options: Any) -> Schedule:
         """Create a schedule at runtime; nothing is written on bad input."""
         settings = self._settings(name, type, expression, options, check_type=True)
-        now = self.engine.clock.now()
+        now = self.clock.now()
         schedule = self._new(name, settings, RUNTIME, now)
-        with self.engine.store.database.transaction() as transaction:
-            if not self.engine.store.schedules.insert(transaction, schedule):
+        with self._store().database.transaction() as transaction:
+            if not self._store().schedules.insert(transaction, schedule):
                 raise InvalidSchedule(
                     f"a schedule named {name!r} exists already; change it with "
                     f"`jobengine schedules edit {name}` or choose another name"
@@ -145,7 +152,7 @@ class Scheduler:
         check = type != current.type or "arguments" in changes
         options.update({key: value for key, value in changes.items() if value is not None})
         settings = self._settings(name, type, expression, options, check_type=check)
-        now = self.engine.clock.now()
+        now = self.clock.now()
         update = {key: settings[key] for key in DEFINITION}
         update.update(origin=RUNTIME, updated_at=now)
         if any(update[key] != getattr(current, key) for key in TIMING):
@@ -157,14 +164,14 @@ class Scheduler:
         """Stop firing until resumed (an operator's pause survives every sync)."""
         if not self.get(name).enabled:
             return self.get(name)
-        return self._update(name, {"enabled": False, "updated_at": self.engine.clock.now()})
+        return self._update(name, {"enabled": False, "updated_at": self.clock.now()})
 
     def resume(self, name: str) -> Schedule:
         """Enable again; runs that fell due while paused are not fired (they were not missed)."""
         current = self.get(name)
         if current.enabled:
             return current
-        now = self.engine.clock.now()
+        now = self.clock.now()
         next_fire_time = recurrence_of(current).at_or_after(now)
         return self._update(
             name, {"enabled": True, "updated_at": now, "next_fire_time": next_fire_time}
@@ -172,51 +179,48 @@ class Scheduler:
 
     def remove(self, name: str) -> None:
         """Delete a schedule; its past runs stay. A code definition re-creates it on sync."""
-        if not self.engine.store.schedules.delete(name):
+        if not self._store().schedules.delete(name):
             raise _not_found(name)
 
     def run_now(self, name: str, actor: str = "api") -> int:
         """Insert one run at once, outside the timetable (and regardless of the overlap policy)."""
         schedule = self.get(name)
-        now = self.engine.clock.now()
-        with self.engine.store.database.transaction() as transaction:
-            job_id = self.engine.store.jobs.insert(
-                transaction, self._job(schedule, None, now), now, actor
-            )
+        now = self.clock.now()
+        with self._store().database.transaction() as transaction:
+            job_id = self.insert(self._job(schedule, None, now), actor, transaction=transaction)
         assert job_id is not None  # runs by hand have no fire time, so never conflict
-        self._wake()
         return job_id
 
     def get(self, name: str) -> Schedule:
-        schedule = self.engine.store.schedules.get(name)
+        schedule = self._store().schedules.get(name)
         if schedule is None:
             raise _not_found(name)
         return schedule
 
     def list(self) -> Schedules:
-        return self.engine.store.schedules.all()
+        return self._store().schedules.all()
 
     def next_fire_times(self, name: str, count: int = 10) -> Times:
         """The next `count` fire times (from the pending one if a run is overdue)."""
         return self.upcoming(self.get(name), count)
 
     def upcoming(self, schedule: Schedule, count: int) -> Times:
-        start = self.engine.clock.now()
+        start = self.clock.now()
         if schedule.enabled and schedule.next_fire_time is not None:
             start = min(start, schedule.next_fire_time)
         return recurrence_of(schedule).upcoming(start, count)
 
     def runs(self, name: str, limit: int = 10) -> Runs:
         self.get(name)
-        return self.engine.store.schedules.runs(name, limit)
+        return self._store().schedules.runs(name, limit)
 
     def last_runs(self) -> dict[str, Run]:
-        return self.engine.store.schedules.last_runs()
+        return self._store().schedules.last_runs()
 
     def overdue(self, schedule: Schedule) -> bool:
         """True when an enabled schedule's run is later than the grace: no worker is ticking."""
         due = schedule.next_fire_time
-        return schedule.enabled and due is not None and due < self.engine.clock.now() - self.grace
+        return schedule.enabled and due is not None and due < self.clock.now() - self.grace
 
     # -- firing ---------------------------------------------------------------------------------
 
@@ -227,13 +231,11 @@ class Scheduler:
         row lock, and the unique (schedule, fire time) of jobs makes a second insert a no-op.
         """
         inserted: Ids = []
-        for schedule in self.engine.store.schedules.due(now):
+        for schedule in self._store().schedules.due(now):
             try:
                 inserted += self._fire(schedule, now)
             except InvalidSchedule as error:  # a row this version cannot read: fire the others
                 log.error("schedule %s: not fired: %s", schedule.name, error)
-        if inserted:
-            self._wake()
         return inserted
 
     def _fire(self, seen: Schedule, now: float) -> Ids:
@@ -243,8 +245,8 @@ class Scheduler:
         )
         if seen.overlap == CANCEL_PREVIOUS and plan.fire:
             self._cancel_previous(seen.name, plan.fire[0])
-        store = self.engine.store.schedules
-        with self.engine.store.database.transaction() as transaction:
+        store = self._store().schedules
+        with self._store().database.transaction() as transaction:
             current = store.read(transaction, seen.name, lock=True)
             if current != seen:
                 return []  # another worker fired it (or holds it), or it was just edited
@@ -252,7 +254,7 @@ class Scheduler:
             ids = []
             for fire_time in fire:
                 new_job = self._job(current, fire_time, fire_time)
-                ids.append(self.engine.store.jobs.insert(transaction, new_job, now, ACTOR))
+                ids.append(self.insert(new_job, ACTOR, transaction=transaction))
             changes: dict[str, Any] = {"next_fire_time": plan.next_fire_time}
             if fire:
                 changes["last_fire_time"] = fire[-1]
@@ -266,23 +268,23 @@ class Scheduler:
             return fire
         if schedule.overlap == CANCEL_PREVIOUS:
             return fire[-1:]  # each run would cancel the one before it: fire only the last
-        store = self.engine.store.schedules
+        store = self._store().schedules
         busy = store.unended_runs(transaction, schedule.name, before=fire[0])
         if busy:
             job = f"job {busy[-1].job_id} is still {busy[-1].status}"
-            log.info("schedule %s: run of %s skipped, %s", schedule.name, _utc(fire[0]), job)
+            log.info("schedule %s: run of %s skipped, %s", schedule.name, utc_text(fire[0]), job)
             return []
         return fire[:1]  # later runs of this batch would overlap the first one
 
     def _cancel_previous(self, name: str, before: float) -> None:
-        with self.engine.store.database.transaction(write=False) as transaction:
-            previous = self.engine.store.schedules.unended_runs(transaction, name, before)
+        with self._store().database.transaction(write=False) as transaction:
+            previous = self._store().schedules.unended_runs(transaction, name, before)
         for run in previous:
             try:
-                self.engine.cancel(
+                self.cancel(
                     run.job_id,
                     actor=ACTOR,
-                    reason=f"schedule {name}: the run of {_utc(before)} replaces it "
+                    reason=f"schedule {name}: the run of {utc_text(before)} replaces it "
                     "(overlap policy cancel_previous)",
                 )
             except JobEngineError as error:  # it ended meanwhile: nothing to cancel
@@ -293,11 +295,7 @@ class Scheduler:
             return
         late = sum(1 for fire_time in fire if fire_time < now - self.grace)
         message = "schedule %s: runs due since %s were late (no worker ticked); %r fired %d"
-        log.warning(message, schedule.name, _utc(plan.late_from), schedule.missed, late)
-
-    def _wake(self) -> None:
-        """Tell in-process workers that jobs were inserted (PostgreSQL also got a NOTIFY)."""
-        self.engine.wake_workers()
+        log.warning(message, schedule.name, utc_text(plan.late_from), schedule.missed, late)
 
     # -- building rows and jobs -----------------------------------------------------------------
 
@@ -312,7 +310,7 @@ class Scheduler:
         """Validate a definition (and its arguments against the job type, if `check_type`)."""
         settings = check_definition(name, type, expression, options)
         if check_type:
-            self.engine.registry.get(type).encode_arguments(settings["args"])
+            self.registry.get(type).encode_arguments(settings["args"])
         return settings
 
     def _new(self, name: str, settings: dict[str, Any], origin: str, now: float) -> Schedule:
@@ -330,15 +328,15 @@ class Scheduler:
     def _job(self, schedule: Schedule, fire_time: float | None, run_at: float) -> NewJob:
         """The job of one run, with the job type's defaults where the schedule sets none."""
         job_type: JobType | None = None
-        if schedule.type in self.engine.registry:
-            job_type = self.engine.registry.get(schedule.type)
+        if schedule.type in self.registry:
+            job_type = self.registry.get(schedule.type)
         queue = schedule.queue or (job_type.queue if job_type else "default")
         priority = schedule.priority
         if priority is None:
             priority = job_type.priority if job_type else 0
         return NewJob(
             type=schedule.type,
-            args_json=encode(schedule.args),
+            args=encode(schedule.args),
             queue=queue,
             priority=priority,
             run_at=run_at,
@@ -349,8 +347,8 @@ class Scheduler:
         )
 
     def _update(self, name: str, changes: dict[str, Any]) -> Schedule:
-        with self.engine.store.database.transaction() as transaction:
-            if not self.engine.store.schedules.update(transaction, name, changes):
+        with self._store().database.transaction() as transaction:
+            if not self._store().schedules.update(transaction, name, changes):
                 raise _not_found(name)
         return self.get(name)
 
@@ -361,7 +359,3 @@ def recurrence_of_settings(settings: dict[str, Any]) -> Recurrence:
 
 def _not_found(name: str) -> JobNotFound:
     return JobNotFound(f"no schedule is named {name!r}; list them with `jobengine schedules list`")
-
-
-def _utc(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

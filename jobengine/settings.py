@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobengine.joblog import DEFAULT_CAP
+DEFAULT_LOG_CAP = 10 * 1024 * 1024  # bytes of log one attempt of a job may write
 
 
 @dataclass(frozen=True)
@@ -18,4 +18,4 @@ class Settings:
     cancel_grace: float = 1.0
     kill_grace: float = 5.0
     schedule_interval: float = 60.0
-    log_cap: int = DEFAULT_CAP
+    log_cap: int = DEFAULT_LOG_CAP

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from jobengine.process import describe_exit
+
 if TYPE_CHECKING:
     from jobengine.watch import WorkerWatch
 
@@ -77,16 +79,6 @@ class Child:
 def _send(pid: int, number: int) -> None:
     with contextlib.suppress(ProcessLookupError):  # it has just exited; the next poll reaps it
         os.kill(pid, number)
-
-
-def describe_exit(code: int) -> str:
-    """How a child ended, from its return code: 'exited with code 1', 'was killed by SIGKILL'."""
-    if code >= 0:
-        return f"exited with code {code}"
-    try:
-        return f"was killed by {signal.Signals(-code).name}"
-    except ValueError:
-        return f"was killed by signal {-code}"
 
 
 def worker_command(arguments: Sequence[str]) -> list[str]:

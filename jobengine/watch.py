@@ -88,7 +88,7 @@ class WorkerWatch:
             self.dead_after,
             self.engine.clock.now,
         )
-        reaper.recover_previous_incarnations(self.host, "")
+        reaper.recover_earlier_workers(self.host, "")
         self.reaper = reaper
         return reaper
 

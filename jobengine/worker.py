@@ -11,32 +11,28 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from jobengine import joblog
-from jobengine.context import JobContext, job_logger
+from jobengine.context import JobContext, StopKind, job_logger
+from jobengine.engine import Engine
 from jobengine.errors import DatabaseUnavailable, JobEngineError
 from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecutor
 from jobengine.heartbeat import Heartbeat
 from jobengine.joblog import JobLog, LogWriter
 from jobengine.ladder import Ladder
-from jobengine.model import ACTIVE, Job, Status
-from jobengine.recorder import Record, Recorder, decide, save_progress
+from jobengine.model import ACTIVE, Job, Move, Status
+from jobengine.recorder import Record, Recorder, decide
+from jobengine.retry import Backoff
 from jobengine.runner import Outcome, run_job
 from jobengine.settings import Settings as Settings
-from jobengine.store import Move
+from jobengine.shutdown import Shutdown
 from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL
 
-if TYPE_CHECKING:
-    from jobengine.engine import Engine
-
 log = logging.getLogger("jobengine.worker")
-MAX_BACKOFF = 5.0
 STOP_CHECK_INTERVAL = 0.1  # how often a worker with running jobs climbs the cancel ladder
 # Jobs that compute in threads hold the GIL; the worker's own threads (its loop, heartbeats,
 # cancels) wait up to this long for it at every step instead of CPython's default 5 ms.
 SWITCH_INTERVAL = 0.001
-CANCEL_POLL = {"sqlite": 0.1, "postgresql": 1.0}  # reading cancels; PostgreSQL also NOTIFYs
 
 
 class Worker:
@@ -64,13 +60,13 @@ class Worker:
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self.hurry = threading.Event()
+        self.stop_waiting = threading.Event()  # a second stop: do not wait for running jobs
         self.cancel_notice = threading.Event()
         self.recording_done = threading.Event()
         self.draining = False
         self.exit_reason = "stopped"
         self.next_tick = self.next_cancel_poll = 0.0
-        self.cancel_poll = CANCEL_POLL.get(self.store.database.dialect, 1.0)
+        self.cancel_poll = self.store.database.cancel_poll
         self.heartbeat = Heartbeat(
             self.store, engine.registry, self.id, self.settings, self.clock.now
         )
@@ -107,7 +103,7 @@ class Worker:
         """Move claimed jobs to RUNNING in one transaction; release those of unknown types."""
         known = [job for job in jobs if job.type in self.engine.registry]
         unknown = [job for job in jobs if job.type not in self.engine.registry]
-        self._release(
+        self.release(
             unknown, lambda job: f"job type {job.type!r} is not registered in worker {self.id}", 60
         )
         now = self.clock.now()
@@ -130,7 +126,7 @@ class Worker:
             log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
         return started
 
-    def _release(self, jobs: list[Job], reason: Callable[[Job], str], delay: float = 0.0) -> None:
+    def release(self, jobs: list[Job], reason: Callable[[Job], str], delay: float = 0.0) -> None:
         """Give claimed jobs that never started back to the queue (best effort: else reaped)."""
         now = self.clock.now()
         changes = {"worker": None, "queued_at": None, "run_at": now + delay}
@@ -175,7 +171,7 @@ class Worker:
     def launch(self, job: Job) -> Running:
         """Hand a started job to its executor."""
         running = self.prepare(job)
-        self.executors[running.job_type.isolation].submit(running, self._finished)
+        self.executors[running.job_type.isolation].start(running, self.finished)
         return running
 
     def _progress_reporter(self, job: Job, job_log: JobLog) -> Callable[[float, str | None], None]:
@@ -185,23 +181,31 @@ class Worker:
             job_log.write("INFO", f"progress {fraction:.0%}{': ' + message if message else ''}")
             if time.monotonic() - last[0] >= 1.0 or fraction >= 1.0:
                 last[0] = time.monotonic()
-                save_progress(self.store, job, fraction)
+                try:  # an outage costs this one value, not the job (its log has the line)
+                    self.store.jobs.save_progress(job, fraction)
+                except DatabaseUnavailable as error:
+                    log.warning("job %s: progress not saved (%s)", job.id, error)
 
         return report
 
     # -- recording ------------------------------------------------------------------------------
 
-    def _finished(self, running: Running, outcome: Outcome) -> None:
+    def finished(self, running: Running, outcome: Outcome) -> None:
         context = running.context
         if outcome.stopped or context.stop_kind:
             outcome = self.ladder.explain(running, outcome)
-        moves = decide(running.job, outcome, context.stop_kind, self.id, self.clock.now())
+        idempotent = running.job_type.idempotent
+        moves = decide(
+            running.job, outcome, context.stop_kind, self.id, self.clock.now(), idempotent
+        )
         self.recorder.add(Record(running.job, moves, lambda move: self._recorded(running, move)))
 
     def _recorded(self, running: Running, move: Move | None) -> None:
         job = running.job
         if move is None:
-            log.warning("job %s: outcome not recorded, the job was taken from this worker", job.id)
+            log.warning(
+                "job %s: outcome not recorded, the job was recovered from this worker", job.id
+            )
         else:
             elapsed = time.monotonic() - running.started
             log.info(
@@ -218,7 +222,7 @@ class Worker:
         running.ended.set()
         self.wake.set()  # capacity is free: claim again now, not at the next poll
 
-    def request_stop(self, running: Running, kind: str, reason: str) -> None:
+    def request_stop(self, running: Running, kind: StopKind, reason: str) -> None:
         self.ladder.request_stop(running, kind, reason)
 
     def check_stops(self) -> None:
@@ -242,12 +246,7 @@ class Worker:
 
     def run_once(self) -> int:
         """Claim what is due and run it in this thread, recording each outcome; return the count."""
-        free = self.free_capacity()
-        if free <= 0:
-            return 0
-        jobs = self.start(
-            self.store.jobs.claim(self.id, self.settings.queues, free, self.clock.now())
-        )
+        jobs = self.claim()
         for job in jobs:
             running = self.run_inline(job)
             self.recorder.flush()
@@ -258,7 +257,7 @@ class Worker:
         """Run a started job in the caller's thread (run_once)."""
         running = self.prepare(job)
         outcome = run_job(running.job_type, job.args, running.context, running.log)
-        self._finished(running, outcome)
+        self.finished(running, outcome)
         return running
 
     def drain(self) -> int:
@@ -271,7 +270,7 @@ class Worker:
     def stop(self) -> None:
         """Drain and stop; called a second time, stop waiting for running jobs."""
         if self.stopping.is_set():
-            self.hurry.set()
+            self.stop_waiting.set()
         self.stopping.set()
         self.wake.set()
 
@@ -296,7 +295,7 @@ class Worker:
         sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self._loop()
-            self.shutdown()
+            Shutdown(self).run()
         finally:
             sys.setswitchinterval(switch_interval)
             self.recording_done.set()
@@ -314,32 +313,32 @@ class Worker:
 
     def _loop(self) -> None:
         """Claim when woken or once a poll interval; check stops more often while jobs run."""
-        backoff, woken, next_claim = 0.1, True, 0.0
+        backoff, woken, next_claim = Backoff(), True, 0.0
         while not self.stopping.is_set():
             try:
-                self.housekeeping()
+                self.heartbeat_reap_and_tick()
                 self.check_stops()
                 if woken or time.monotonic() >= next_claim:
                     next_claim = time.monotonic() + self.settings.poll_interval
                     for job in self.claim():
                         self.launch(job)
-                backoff = 0.1
+                backoff.reset()
                 pause = STOP_CHECK_INTERVAL if self.running else self.settings.poll_interval
                 woken = self.wake.wait(min(pause, max(0.0, next_claim - time.monotonic())))
                 self.wake.clear()
             except Exception as error:
+                delay = backoff.next()
                 if isinstance(error, DatabaseUnavailable):
-                    log.warning("database unavailable (%s); again in %.1f s", error, backoff)
+                    log.warning("database unavailable (%s); again in %.1f s", error, delay)
                 else:
                     log.exception("unexpected error in the worker loop; carrying on")
-                self.stopping.wait(backoff)
-                backoff = min(MAX_BACKOFF, backoff * 2)
+                self.stopping.wait(delay)
 
-    def housekeeping(self) -> None:
+    def heartbeat_reap_and_tick(self) -> None:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
         beaten, request = self.heartbeat.beat(self.draining)
         if beaten:
-            self._stop_jobs_taken_from_us()
+            self._stop_jobs_given_to_others()
         if request:
             self.exit_reason = "restart" if request == "restart" else "stopped"
             self.stop()
@@ -350,7 +349,7 @@ class Worker:
             self.next_tick = (now // interval + 1) * interval
             self.engine.schedules.tick(now)
 
-    def _stop_jobs_taken_from_us(self) -> None:
+    def _stop_jobs_given_to_others(self) -> None:
         """A worker that was paused past dead-after finds its jobs recovered by others: it stops
         running them (their outcomes would be refused anyway)."""
         with self.lock:
@@ -361,49 +360,9 @@ class Worker:
         for running in active:
             if running.job.id not in owned:
                 log.warning(
-                    "job %s was taken from worker %s (declared dead); stopping it",
+                    "job %s was recovered from worker %s (declared dead); stopping it",
                     running.job.id,
                     self.id,
                 )
-                self.request_stop(running, "taken", "taken from this worker, declared dead")
-
-    def shutdown(self) -> None:
-        """Stop claiming, let jobs finish for the shutdown timeout, then stop the rest."""
-        self.draining = True
-        log.info("worker %s draining: %s jobs running", self.id, len(self.running))
-        self._release(self.unstarted, lambda job: "the worker is stopping")
-        self.unstarted = []
-        with contextlib.suppress(DatabaseUnavailable):  # tell the others it is draining
-            self.heartbeat.beat(draining=True, force=True)
-        self._wait_for_jobs(time.monotonic() + self.settings.shutdown_timeout, self.hurry)
-        for running in list(self.running.values()):
-            self.request_stop(running, "shutdown", "interrupted by shutdown")
-        self._wait_for_jobs(time.monotonic() + self.settings.kill_grace + 0.5, None)
-        for running in list(self.running.values()):
-            log.error("job %s could not be stopped; recording it as interrupted", running.job.id)
-            self._finished(
-                running,
-                Outcome(
-                    Status.CANCELED,
-                    errors="interrupted by shutdown; its thread could not be stopped",
-                    stopped=True,
-                ),
-            )
-        self.recorder.flush_until(time.monotonic() + 5)
-        for executor in self.executors.values():
-            executor.close(0.5)
-        try:
-            self.heartbeat.stop()
-        except DatabaseUnavailable:
-            log.warning("could not mark worker %s stopped; the reaper will", self.id)
-        log.info("worker %s stopped", self.id)
-
-    def _wait_for_jobs(self, deadline: float, cut_short: threading.Event | None) -> None:
-        while self.running and time.monotonic() < deadline:
-            if cut_short is not None and cut_short.is_set():
-                return
-            with contextlib.suppress(DatabaseUnavailable):
-                self.check_stops()
-                self.heartbeat.beat(draining=True)  # a long drain is not a death
-            self.wake.wait(0.05)
-            self.wake.clear()
+                reason = "this worker was declared dead and the job recovered by others"
+                self.request_stop(running, StopKind.RECOVERED, reason)

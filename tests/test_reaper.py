@@ -125,10 +125,10 @@ def test_a_beat_after_the_reapers_read_saves_the_worker(types: Engine, clock: Ma
     worker = add_worker(types, "a")
     job_id = hold(types, worker, "once", Status.RUNNING)
     clock.advance(DEAD_AFTER + 1)
-    suspects = types.store.workers.suspects(clock.now() - DEAD_AFTER)
-    assert suspects == [worker]
+    to_reap = types.store.workers.to_reap(clock.now() - DEAD_AFTER)
+    assert to_reap == [worker]
     types.store.workers.beat(worker, clock.now(), "running")
-    assert reaper(types).bury(worker, clock.now(), clock.now() - DEAD_AFTER) == 0
+    assert reaper(types).reap_worker(worker, clock.now(), clock.now() - DEAD_AFTER) == 0
     assert types.get(job_id).status is Status.RUNNING
 
 
@@ -210,7 +210,7 @@ def test_previous_incarnation_on_this_host_is_recovered_at_start_up(
         worker: hold(types, worker, "once", Status.RUNNING) for worker in (gone, living, remote)
     }
     own = add_worker(types, "own", host, os.getpid())
-    assert reaper(types, own).recover_previous_incarnations(host, own) == 1
+    assert reaper(types, own).recover_earlier_workers(host, own) == 1
     assert types.get(jobs[gone]).status is Status.FAILURE
     assert "is gone" in last_event(types, jobs[gone])[2]
     assert types.get(jobs[living]).status is Status.RUNNING
@@ -231,7 +231,7 @@ def test_a_zombie_or_a_reused_pid_is_not_the_worker(types: Engine, clock: Manual
         reused = add_worker(types, "reused", host, newer.pid, started_at=time.time() - 3600)
         dead_zombie = add_worker(types, "zombie", host, zombie.pid)
         held = [hold(types, worker, "thrice", Status.RUNNING) for worker in (reused, dead_zombie)]
-        assert reaper(types, "own").recover_previous_incarnations(host, "own") == 2
+        assert reaper(types, "own").recover_earlier_workers(host, "own") == 2
         assert [types.get(job_id).status for job_id in held] == [Status.PENDING] * 2
     finally:
         newer.kill()
@@ -342,7 +342,7 @@ def test_paused_worker_resumes_and_its_late_results_are_refused(
         )
         paused.send_signal(signal.SIGCONT)
         wait_for(
-            lambda: app.log("paused.log").count("the job was taken from this worker") == 3,
+            lambda: app.log("paused.log").count("the job was recovered from this worker") == 3,
             30,
             "the resumed worker to be refused three times",
         )

@@ -16,7 +16,8 @@ from jobengine.cron import MISSED_POLICIES, time_zone
 from jobengine.engine import Engine
 from jobengine.errors import ConfigurationError
 from jobengine.scheduler import recurrence_of
-from jobengine.store.schedules import OVERLAP_POLICIES, Run, Schedule
+from jobengine.definitions import OVERLAP_POLICIES
+from jobengine.store.schedules import Run, Schedule
 
 F = TypeVar("F", bound=Callable[..., Any])
 

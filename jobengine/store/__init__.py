@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+from jobengine.errors import ConfigurationError
+from jobengine.model import LogLine, Move, NewJob
 from jobengine.store import migrations
-from jobengine.store.database import DEFAULT_URL, Database, Transaction, open_database
-from jobengine.store.jobs import JobStore, Move, NewJob
-from jobengine.store.logs import LogLine, LogStore
+from jobengine.store.database import DEFAULT_URL, URL_HELP, Database, Transaction, describe
+from jobengine.store.jobs import JobStore
+from jobengine.store.logs import LogStore
 from jobengine.store.schedules import ScheduleStore
 from jobengine.store.workers import WorkerRecord, WorkerStore
+
+
+def open_database(url: str, pool_size: int = 10) -> Database:
+    """Open the backend a URL names, or raise ConfigurationError naming the fix."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"database URL {url!r} is not a URL; {URL_HELP}")
+    scheme = url.split("://", 1)[0].lower()
+    if scheme == "sqlite":
+        from jobengine.store.sqlite import SqliteDatabase
+
+        return SqliteDatabase(url)
+    if scheme in ("postgresql", "postgres"):
+        from jobengine.store.postgres import PostgresDatabase
+
+        return PostgresDatabase(url, pool_size=pool_size)
+    raise ConfigurationError(
+        f"database URL scheme {scheme!r} is not supported (in {describe(url)!r}); {URL_HELP}"
+    )
 
 
 class Store:

@@ -10,9 +10,8 @@ from threading import Event
 from typing import Any
 from urllib.parse import urlsplit
 
-from jobengine.errors import ConfigurationError
-
 Row = dict[str, Any]
+Statement = tuple[str, Sequence[Any]]
 DEFAULT_URL = "sqlite:///jobengine.db"
 URL_HELP = (
     "use sqlite:///relative/path.db, sqlite:////absolute/path.db "
@@ -23,7 +22,8 @@ URL_HELP = (
 class Transaction(abc.ABC):
     """One open transaction; SQL uses `?` placeholders on every backend."""
 
-    dialect: str
+    def __init__(self) -> None:
+        self.committed_callbacks: list[Callable[[], None]] = []
 
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -33,19 +33,54 @@ class Transaction(abc.ABC):
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement once per parameter row."""
 
-    def execute_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
-        """Run several statements, each with its own parameters; their rows in order.
-
-        PostgreSQL sends them all in one round trip (pipeline mode); SQLite runs them in turn.
-        """
+    def execute_batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """Run several statements, each with its own parameters; their rows in order."""
         return [self.execute(sql, params) for sql, params in statements]
+
+    def update_then_insert(
+        self, pairs: Sequence[tuple[Statement, Sequence[Any]]], insert: str
+    ) -> list[bool]:
+        """For each (guarded `UPDATE ... RETURNING id`, values): the UPDATE and, only if it
+        changed a row, `insert` (`INSERT INTO t (id_column, ...)`) of (that id, *values).
+
+        True for each UPDATE that changed a row. PostgreSQL sends the whole batch at once.
+        """
+        won = []
+        for (sql, params), values in pairs:
+            rows = self.execute(sql, params)
+            if rows:
+                marks = ", ".join("?" * (len(values) + 1))
+                self.execute(f"{insert} VALUES ({marks})", (rows[0]["id"], *values))
+            won.append(bool(rows))
+        return won
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once this transaction has committed (never if it rolls back)."""
+        self.committed_callbacks.append(callback)
+
+    def run_committed_callbacks(self) -> None:
+        callbacks, self.committed_callbacks = self.committed_callbacks, []
+        for callback in callbacks:
+            callback()
 
 
 class Database(abc.ABC):
-    """A backend: SQLite on one host or PostgreSQL shared by many."""
+    """A backend: SQLite on one host or PostgreSQL shared by many.
+
+    The members below the abstract methods are what the dialects write differently; the
+    table modules use them instead of asking which dialect they run on.
+    """
 
     dialect: str
     url: str
+    # Appended to a SELECT that must hold its rows until the transaction ends.
+    row_lock = ""
+    # Appended to a SELECT that takes rows nobody else holds, skipping the held ones.
+    row_lock_skipping = ""
+    # Follows the table name in the claim's pick, to make it read the claim index.
+    claim_hint = ""
+    # How often a worker reads cancel requests when nothing notified it of one.
+    cancel_poll = 1.0
 
     @abc.abstractmethod
     def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[Transaction]:
@@ -59,13 +94,25 @@ class Database(abc.ABC):
     def close(self) -> None:
         """Release every connection."""
 
+    @abc.abstractmethod
+    def lock_migrations(self, transaction: Transaction) -> None:
+        """Hold off other processes migrating the same database until `transaction` ends."""
+
+    @abc.abstractmethod
+    def has_table(self, transaction: Transaction, name: str) -> bool:
+        """Whether a table of that name exists in the engine's schema."""
+
     def notify(self, channel: str, payload: str = "") -> None:  # noqa: B027 - optional
-        """Wake listeners in other processes (PostgreSQL); a no-op elsewhere."""
+        """Wake listeners in other processes now; a no-op where the backend has no way."""
+
+    def notify_on_commit(self, transaction: Transaction, channel: str, payload: str) -> None:
+        """Wake listeners once `transaction` commits."""
+        transaction.after_commit(lambda: self.notify(channel, payload))
 
     def listen(  # noqa: B027 - optional for backends
         self, channel: str, on_notify: Callable[[str], None], stop: Event
     ) -> None:
-        """Call `on_notify` for each notification until `stop` is set (PostgreSQL only).
+        """Call `on_notify` for each notification until `stop` is set.
 
         Backends without notifications return at once; polling is always the fallback.
         """
@@ -85,21 +132,3 @@ def describe(url: str) -> str:
         netloc = parts.netloc.replace(f":{password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
-
-
-def open_database(url: str, pool_size: int = 10) -> Database:
-    """Open the backend a URL names, or raise ConfigurationError naming the fix."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"database URL {url!r} is not a URL; {URL_HELP}")
-    scheme = url.split("://", 1)[0].lower()
-    if scheme == "sqlite":
-        from jobengine.store.sqlite import SqliteDatabase
-
-        return SqliteDatabase(url)
-    if scheme in ("postgresql", "postgres"):
-        from jobengine.store.postgres import PostgresDatabase
-
-        return PostgresDatabase(url, pool_size=pool_size)
-    raise ConfigurationError(
-        f"database URL scheme {scheme!r} is not supported (in {describe(url)!r}); {URL_HELP}"
-    )

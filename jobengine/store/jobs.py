@@ -3,58 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from jobengine.errors import JobNotFound, MoveConflict
-from jobengine.model import Event, Job, Status, check_move
-from jobengine.store.database import Database, Transaction
+from jobengine.model import NEW_JOB_COLUMNS, Event, Job, Move, NewJob, Status
+from jobengine.store.database import Database, Statement, Transaction
 
 CHANNEL = "jobengine"
 CANCEL_NOTICE = "cancel"  # the payload that tells workers to look for cancel requests
-JOB_COLUMNS = frozenset(Job.__dataclass_fields__) - {"id"}
-EVENT_SQL = (
-    "INSERT INTO job_events (job_id, at, verb, from_status, to_status, actor, reason, attempt) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+EVENT_COLUMNS = "job_id, at, verb, from_status, to_status, actor, reason, attempt"
+EVENT_INSERT = f"INSERT INTO job_events ({EVENT_COLUMNS})"
+EVENT_SQL = f"{EVENT_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_SQL = (
+    f"INSERT INTO jobs ({', '.join(NEW_JOB_COLUMNS)}, status, created_at, attempt)"
+    f" VALUES ({', '.join('?' * len(NEW_JOB_COLUMNS))}, 'PENDING', ?, 1)"
 )
+ARGUMENTS_BROKEN = "arguments are not valid JSON"
 
-
-@dataclass(frozen=True)
-class NewJob:
-    """A job about to be inserted, already validated by the engine."""
-
-    type: str
-    args_json: str
-    queue: str
-    priority: int
-    run_at: float
-    max_attempts: int
-    timeout: float | None = None
-    parent: int | None = None
-    rerun_of: int | None = None
-    schedule: str | None = None
-    fire_time: float | None = None
-
-
-@dataclass(frozen=True)
-class Move:
-    """One guarded status change: applied only if the job is still (status, attempt[, worker])."""
-
-    job_id: int
-    attempt: int
-    source: Status
-    target: Status
-    verb: str
-    actor: str
-    reason: str | None = None
-    changes: dict[str, Any] = field(default_factory=dict)
-    worker: str | None = None
-
-    def __post_init__(self) -> None:
-        check_move(self.source, self.target, self.verb)
-        unknown = set(self.changes) - JOB_COLUMNS
-        if unknown:
-            raise ValueError(f"not job columns: {sorted(unknown)}")
+__all__ = ["CANCEL_NOTICE", "CHANNEL", "JobStore", "Move", "NewJob"]
 
 
 class JobStore:
@@ -62,31 +28,17 @@ class JobStore:
         self.database = database
 
     def insert(self, transaction: Transaction, job: NewJob, now: float, actor: str) -> int | None:
-        """Insert a PENDING job with its submit event; None if its (schedule, fire time) exists."""
+        """Insert a PENDING job with its submit event; None if its (schedule, fire time) exists.
+
+        Workers are woken once the transaction commits (PostgreSQL: NOTIFY).
+        """
         if job.parent is not None and not transaction.execute(
             "SELECT 1 FROM jobs WHERE id = ?", (job.parent,)
         ):
             raise JobNotFound(f"no job has id {job.parent}; a parent must be an existing job")
         conflict = " ON CONFLICT (schedule, fire_time) DO NOTHING" if job.schedule else ""
-        rows = transaction.execute(
-            "INSERT INTO jobs (type, queue, priority, status, args, run_at, created_at, attempt,"
-            " max_attempts, timeout, parent, rerun_of, schedule, fire_time)"
-            f" VALUES (?, ?, ?, 'PENDING', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?){conflict} RETURNING id",
-            (
-                job.type,
-                job.queue,
-                job.priority,
-                job.args_json,
-                job.run_at,
-                now,
-                job.max_attempts,
-                job.timeout,
-                job.parent,
-                job.rerun_of,
-                job.schedule,
-                job.fire_time,
-            ),
-        )
+        values = [getattr(job, column) for column in NEW_JOB_COLUMNS]
+        rows = transaction.execute(f"{INSERT_SQL}{conflict} RETURNING id", (*values, now))
         if not rows:
             return None
         job_id = int(rows[0]["id"])
@@ -96,8 +48,7 @@ class JobStore:
                 f"fire time {job.fire_time}" if job.fire_time is not None else "run now by hand"
             )
         transaction.execute(EVENT_SQL, (job_id, now, "submit", None, "PENDING", actor, reason, 1))
-        if self.database.dialect == "postgresql":
-            transaction.execute("SELECT pg_notify(?, ?)", (CHANNEL, job.queue))
+        self.database.notify_on_commit(transaction, CHANNEL, job.queue)
         return job_id
 
     def get(self, job_id: int) -> Job | None:
@@ -151,13 +102,62 @@ class JobStore:
         with self.database.transaction() as transaction:
             return apply_moves(transaction, moves, now)
 
-    def claim(self, worker: str, queues: Sequence[str], limit: int, now: float) -> list[Job]:
-        """Move up to `limit` due PENDING jobs to QUEUED for `worker`, best first."""
+    def move_first(self, choices: Sequence[Sequence[Move]], now: float) -> list[Move | None]:
+        """For each job, the first of its moves whose guard holds, all in one transaction.
+
+        A finished attempt is recorded by trying RUNNING -> outcome, then TO_CANCEL -> outcome:
+        one of them wins unless the job was taken from its worker (None).
+        """
+        won: list[Move | None] = [None] * len(choices)
+        waiting = list(range(len(choices)))
+        with self.database.transaction() as transaction:
+            for turn in range(max((len(moves) for moves in choices), default=0)):
+                tries = [(i, choices[i][turn]) for i in waiting if turn < len(choices[i])]
+                results = apply_moves(transaction, [move for _, move in tries], now)
+                for (index, move), ok in zip(tries, results, strict=True):
+                    won[index] = move if ok else None
+                waiting = [index for (index, _), ok in zip(tries, results, strict=True) if not ok]
+        return won
+
+    def note(
+        self, job: Job, status: Status, verb: str, actor: str, reason: str, now: float
+    ) -> bool:
+        """An event row that records a step without a move (e.g. a cancel ladder step).
+
+        Written only while the job is still in `status` at its attempt, so no note ever lands
+        after the job's terminal move.
+        """
+        with self.database.transaction() as transaction:
+            rows = transaction.execute(
+                f"{EVENT_INSERT} SELECT id, ?, ?, status, status, ?, ?, attempt FROM jobs"
+                " WHERE id = ? AND status = ? AND attempt = ? RETURNING id",
+                (now, verb, actor, reason, job.id, status.value, job.attempt),
+            )
+        return bool(rows)
+
+    def save_progress(self, job: Job, fraction: float) -> None:
+        """Store a running job's progress (not a move: the status does not change)."""
+        with self.database.transaction() as transaction:
+            transaction.execute(
+                "UPDATE jobs SET progress = ? WHERE id = ? AND attempt = ?"
+                " AND status IN ('RUNNING', 'TO_CANCEL')",
+                (fraction, job.id, job.attempt),
+            )
+
+    def claim(
+        self, worker: str, queues: Sequence[str], limit: int, now: float, types: Sequence[str] = ()
+    ) -> list[Job]:
+        """Move up to `limit` due PENDING jobs to QUEUED for `worker`, best first.
+
+        With `types`, only jobs of those types. A claimed row whose arguments cannot be read
+        ends FAILURE in the same transaction; the rest of the batch is returned.
+        """
         if limit <= 0:
             return []
         with self.database.transaction() as transaction:
             rows = transaction.execute(
-                self.claim_sql(len(queues)), (now, *queues, limit, worker, now, now)
+                self.claim_sql(len(queues), len(types)),
+                (now, *queues, *types, limit, worker, now, now),
             )
             transaction.execute_many(
                 EVENT_SQL,
@@ -166,25 +166,26 @@ class JobStore:
                     for row in rows
                 ],
             )
-        jobs = [Job.from_row(row) for row in rows]
+            jobs, broken = _decode(rows)
+            for moves in zip(*(_unreadable(row, worker, now) for row in broken), strict=True):
+                apply_moves(transaction, moves, now)
         return sorted(jobs, key=lambda job: (-job.priority, job.run_at, job.id))
 
-    def claim_sql(self, queue_count: int) -> str:
-        """The one claim statement; parameters: now, the queues, limit, worker, now, now.
+    def claim_sql(self, queue_count: int, type_count: int = 0) -> str:
+        """The one claim statement; parameters: now, the queues, the types, limit, worker, now,
+        now.
 
         The ids are picked once (a materialised CTE, never re-run by the planner) and the UPDATE
         checks the status again, so no plan can claim a row twice or beyond the limit. The pick
-        reads the partial claim index in its order: SQLite is told to, since without statistics
-        it would sort every PENDING row instead.
+        reads the partial claim index in its order.
         """
-        sqlite = self.database.dialect == "sqlite"
-        hint, lock = (" INDEXED BY jobs_claim", "") if sqlite else ("", " FOR UPDATE SKIP LOCKED")
-        queue_clause = (
-            f" AND queue IN ({self.database.placeholders(queue_count)})" if queue_count else ""
-        )
+        marks = self.database.placeholders
+        queue_clause = f" AND queue IN ({marks(queue_count)})" if queue_count else ""
+        type_clause = f" AND type IN ({marks(type_count)})" if type_count else ""
         pick = (
-            f"SELECT id FROM jobs{hint} WHERE status = 'PENDING' AND run_at <= ?{queue_clause}"
-            f" ORDER BY priority DESC, run_at, id LIMIT ?{lock}"
+            f"SELECT id FROM jobs{self.database.claim_hint} WHERE status = 'PENDING'"
+            f" AND run_at <= ?{queue_clause}{type_clause}"
+            f" ORDER BY priority DESC, run_at, id LIMIT ?{self.database.row_lock_skipping}"
         )
         return (
             f"WITH picked AS MATERIALIZED ({pick})"
@@ -208,33 +209,48 @@ def apply_move(transaction: Transaction, move: Move, now: float) -> bool:
 
 
 def apply_moves(transaction: Transaction, moves: Sequence[Move], now: float) -> list[bool]:
-    """Each move's guarded UPDATE and, only if it won, its event row; True for each that won.
-
-    On PostgreSQL each move is one statement (the event is inserted from the UPDATE's
-    RETURNING) and the whole batch goes in one round trip; SQLite runs them in turn.
-    """
-    updates = [_guarded_update(move) for move in moves]
-    events = [
-        (now, m.verb, m.source.value, m.target.value, m.actor, m.reason, m.attempt) for m in moves
+    """Each move's guarded UPDATE and, only if it won, its event row; True for each that won."""
+    pairs: list[tuple[Statement, Sequence[Any]]] = [
+        (
+            _guarded_update(m),
+            (now, m.verb, m.source.value, m.target.value, m.actor, m.reason, m.attempt),
+        )
+        for m in moves
     ]
-    if transaction.dialect == "postgresql":
-        statements = [
-            (
-                f"WITH moved AS ({sql}) INSERT INTO job_events (job_id, at, verb, from_status,"
-                " to_status, actor, reason, attempt) SELECT id, ?, ?, ?, ?, ?, ?, ? FROM moved"
-                " RETURNING job_id",
-                [*params, *event],
-            )
-            for (sql, params), event in zip(updates, events, strict=True)
-        ]
-        return [bool(rows) for rows in transaction.execute_batch(statements)]
-    won = []
-    for (sql, params), move, event in zip(updates, moves, events, strict=True):
-        moved = bool(transaction.execute(sql, params))
-        if moved:
-            transaction.execute(EVENT_SQL, (move.job_id, *event))
-        won.append(moved)
-    return won
+    return transaction.update_then_insert(pairs, EVENT_INSERT)
+
+
+def _decode(rows: list[dict[str, Any]]) -> tuple[list[Job], list[dict[str, Any]]]:
+    """The claimed rows as jobs, and the rows that cannot be read as one."""
+    jobs, broken = [], []
+    for row in rows:
+        try:
+            jobs.append(Job.from_row(row))
+        except (ValueError, TypeError):  # json.JSONDecodeError is a ValueError
+            broken.append(row)
+    return jobs, broken
+
+
+def _unreadable(row: dict[str, Any], worker: str, now: float) -> tuple[Move, Move]:
+    """A claimed row no worker can read is started and failed at once, saying why."""
+    guard = {"job_id": row["id"], "attempt": row["attempt"], "actor": worker, "worker": worker}
+    errors = f"{ARGUMENTS_BROKEN}: {str(row.get('args'))[:200]!r}"
+    start = Move(
+        **guard,
+        source=Status.QUEUED,
+        target=Status.RUNNING,
+        verb="start",
+        changes={"started_at": now},
+    )
+    fail = Move(
+        **guard,
+        source=Status.RUNNING,
+        target=Status.FAILURE,
+        verb="reap",
+        reason=ARGUMENTS_BROKEN,
+        changes={"finished_at": now, "errors": errors},
+    )
+    return start, fail
 
 
 def _guarded_update(move: Move) -> tuple[str, list[Any]]:
@@ -275,3 +291,115 @@ def _filters(
             clauses.append(f"{column} = ?")
             params.append(value)
     return clauses, params
+
+
+# -- Dashboard reads (issue 13) begin: read-only queries of the web dashboard and HTTP API. ------
+
+
+class JobQueries:
+    """Reads the dashboard and the HTTP API need beyond JobStore: search, rates, histograms."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def search(
+        self,
+        status: Sequence[Status] = (),
+        type: str | None = None,
+        queue: str | None = None,
+        worker: str | None = None,
+        created_from: float | None = None,
+        created_until: float | None = None,
+        text: str | None = None,
+        limit: int = 50,
+        after: int | None = None,
+        before: int | None = None,
+    ) -> list[Job]:
+        """Jobs newest first, filtered; keyset pages: `after` = ids below it (older page),
+        `before` = ids above it (newer page). `text` matches the id exactly, or the type or
+        the arguments' JSON as a case-insensitive substring. Created times: from <= t < until."""
+        clauses, params = _filters(status, type, queue, worker)
+        for clause, value in (("created_at >= ?", created_from), ("created_at < ?", created_until)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if text:
+            pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%")
+            pattern = pattern.replace("_", "\\_") + "%"
+            clauses.append(
+                "(CAST(id AS TEXT) = ? OR LOWER(type) LIKE ? ESCAPE '\\'"
+                " OR LOWER(args) LIKE ? ESCAPE '\\')"
+            )
+            params += [text.strip(), pattern, pattern]
+        for clause, value in (("id < ?", after), ("id > ?", before)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        order = "ASC" if before is not None and after is None else "DESC"
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                f"SELECT * FROM jobs{where} ORDER BY id {order} LIMIT ?", (*params, limit)
+            )
+        jobs = [Job.from_row(row) for row in rows]
+        return sorted(jobs, key=lambda job: -job.id)
+
+    def finished_per_minute(self, since: float, until: float) -> dict[tuple[int, str], int]:
+        """Jobs that ended in [since, until) by (minute, status); minute 0 starts at `since`."""
+        start = int(since * 1000)
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT (CAST(finished_at * 1000 AS BIGINT) - ?) / 60000 AS minute, status,"
+                " COUNT(*) AS n FROM jobs WHERE finished_at >= ? AND finished_at < ?"
+                " GROUP BY 1, 2",
+                (start, since, until),
+            )
+        return {(int(row["minute"]), str(row["status"])): int(row["n"]) for row in rows}
+
+    def oldest_due(self, now: float) -> Job | None:
+        """The PENDING job that has been due the longest, if any."""
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT * FROM jobs WHERE status = 'PENDING' AND run_at <= ?"
+                " ORDER BY run_at, id LIMIT 1",
+                (now,),
+            )
+        return Job.from_row(rows[0]) if rows else None
+
+    def count_by_status_and_queue(self) -> dict[tuple[Status, str], int]:
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT status, queue, COUNT(*) AS n FROM jobs GROUP BY status, queue"
+            )
+        return {(Status(row["status"]), str(row["queue"])): int(row["n"]) for row in rows}
+
+    def duration_histogram(
+        self, since: float, bounds: Sequence[float]
+    ) -> tuple[list[int], int, float]:
+        """Run times of jobs that ended since `since`: (count at or below each bound, count,
+        sum of seconds)."""
+        duration = "(finished_at - started_at)"
+        buckets = "".join(
+            f", SUM(CASE WHEN {duration} <= ? THEN 1 ELSE 0 END) AS b{index}"
+            for index in range(len(bounds))
+        )
+        with self.database.transaction(write=False) as transaction:
+            row = transaction.execute(
+                f"SELECT COUNT(*) AS n, SUM({duration}) AS total{buckets} FROM jobs"
+                " WHERE finished_at >= ? AND started_at IS NOT NULL",
+                (*bounds, since),
+            )[0]
+        counts = [int(row[f"b{index}"] or 0) for index in range(len(bounds))]
+        return counts, int(row["n"]), float(row["total"] or 0.0)
+
+    def related(self, job_id: int, limit: int = 100) -> list[Job]:
+        """The job's children (parent = it) and reruns (rerun_of = it), oldest first."""
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute(
+                "SELECT * FROM jobs WHERE parent = ? OR rerun_of = ? ORDER BY id LIMIT ?",
+                (job_id, job_id, limit),
+            )
+        return [Job.from_row(row) for row in rows]
+
+
+# -- Dashboard reads (issue 13) end. --------------------------------------------------------------

@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
+from jobengine.model import LogLine
 from jobengine.store.database import Database
 
-
-@dataclass(frozen=True)
-class LogLine:
-    job_id: int
-    attempt: int
-    at: float
-    level: str
-    text: str
-    id: int = 0
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> LogLine:
-        return cls(row["job_id"], row["attempt"], row["at"], row["level"], row["text"], row["id"])
+__all__ = ["LogLine", "LogStore"]
 
 
 class LogStore:

@@ -9,8 +9,6 @@ from importlib import resources
 from jobengine.errors import SchemaOutdated
 from jobengine.store.database import Database, Transaction
 
-MIGRATION_LOCK = 7_364_111  # advisory lock key that serialises schema changes on PostgreSQL
-
 
 @dataclass(frozen=True)
 class Migration:
@@ -37,26 +35,9 @@ def available(dialect: str) -> list[Migration]:
     return sorted(found, key=lambda migration: migration.version)
 
 
-def _lock(transaction: Transaction, dialect: str) -> None:
-    if dialect == "postgresql":
-        transaction.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
-
-
-def _applied(transaction: Transaction, dialect: str) -> list[int] | None:
+def _applied(transaction: Transaction, database: Database) -> list[int] | None:
     """Applied versions, or None when the database has no jobengine schema at all."""
-    if dialect == "sqlite":
-        exists = transaction.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-        )
-    else:
-        # A catalog query, not to_regclass(): after waiting for the migration lock, to_regclass
-        # can still answer from a cache that misses a table another engine just created.
-        exists = transaction.execute(
-            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
-            " ON n.oid = c.relnamespace WHERE c.relname = 'schema_version'"
-            " AND n.nspname = current_schema()"
-        )
-    if not exists:
+    if not database.has_table(transaction, "schema_version"):
         return None
     rows = transaction.execute("SELECT version FROM schema_version ORDER BY version")
     return [row["version"] for row in rows]
@@ -82,8 +63,8 @@ def upgrade(database: Database) -> list[Migration]:
     """Apply every migration not applied yet; return those applied."""
     done: list[Migration] = []
     with database.transaction() as transaction:
-        _lock(transaction, database.dialect)
-        applied = _applied(transaction, database.dialect)
+        database.lock_migrations(transaction)
+        applied = _applied(transaction, database)
         if applied is None:
             _create_version_table(transaction)
             applied = []
@@ -97,7 +78,7 @@ def upgrade(database: Database) -> list[Migration]:
 def applied_versions(database: Database) -> list[int] | None:
     """The versions applied, or None when the database has no jobengine schema at all."""
     with database.transaction(write=False) as transaction:
-        return _applied(transaction, database.dialect)
+        return _applied(transaction, database)
 
 
 def status(database: Database) -> tuple[list[int], list[Migration]]:

@@ -9,7 +9,8 @@ from threading import Event
 from typing import Any
 
 from jobengine.errors import ConfigurationError, DatabaseUnavailable
-from jobengine.store.database import Database, Row, Transaction, describe
+from jobengine.interrupts import shielded
+from jobengine.store.database import Database, Row, Statement, Transaction, describe
 
 try:
     import psycopg
@@ -20,6 +21,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 log = logging.getLogger("jobengine.store")
 CONNECT_TIMEOUT = 5
+MIGRATION_LOCK = 7_364_111  # advisory lock key that serialises schema changes
 
 
 def _sql(sql: str) -> str:
@@ -45,9 +47,8 @@ def _check_url(url: str) -> None:
 
 
 class PostgresTransaction(Transaction):
-    dialect = "postgresql"
-
     def __init__(self, connection: Any) -> None:
+        super().__init__()
         self.connection = connection
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -57,7 +58,8 @@ class PostgresTransaction(Transaction):
                 return []
             return list(cursor.fetchall())
 
-    def execute_batch(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+    def execute_batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """Every statement in one round trip (pipeline mode)."""
         cursors = []
         with self.connection.pipeline():
             for sql, params in statements:
@@ -75,9 +77,23 @@ class PostgresTransaction(Transaction):
         with self.connection.cursor() as cursor:
             cursor.executemany(_sql(sql), [tuple(row) for row in rows])
 
+    def update_then_insert(
+        self, pairs: Sequence[tuple[Statement, Sequence[Any]]], insert: str
+    ) -> list[bool]:
+        """One statement per pair (the INSERT reads the UPDATE's RETURNING), one round trip."""
+        statements = []
+        for (sql, params), values in pairs:
+            marks = ", ".join("?" * len(values))
+            statement = f"WITH moved AS ({sql}) {insert} SELECT id, {marks} FROM moved RETURNING 1"
+            statements.append((statement, [*params, *values]))
+        return [bool(rows) for rows in self.execute_batch(statements)]
+
 
 class PostgresDatabase(Database):
     dialect = "postgresql"
+    row_lock = " FOR UPDATE"
+    row_lock_skipping = " FOR UPDATE SKIP LOCKED"
+    cancel_poll = 1.0  # cancels also arrive by NOTIFY
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         if psycopg is None:
@@ -117,11 +133,17 @@ class PostgresDatabase(Database):
 
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[Transaction]:
-        try:
-            with self.pool.connection() as connection, connection.transaction():
-                yield PostgresTransaction(connection)
-        except (psycopg.OperationalError, PoolTimeout) as error:
-            raise DatabaseUnavailable(f"PostgreSQL at {describe(self.url)!r}: {error}") from error
+        """A pooled connection in a transaction, shielded from the cancel exception so that
+        no connection is ever kept from the pool."""
+        with shielded():
+            try:
+                with self.pool.connection() as connection, connection.transaction():
+                    transaction = PostgresTransaction(connection)
+                    yield transaction
+            except (psycopg.OperationalError, PoolTimeout) as error:
+                message = f"PostgreSQL at {describe(self.url)!r}: {error}"
+                raise DatabaseUnavailable(message) from error
+            transaction.run_committed_callbacks()
 
     def foreign_transaction(self, connection: Any) -> Transaction:
         if not isinstance(connection, psycopg.Connection):
@@ -139,7 +161,24 @@ class PostgresDatabase(Database):
 
     def notify(self, channel: str, payload: str = "") -> None:
         with self.transaction() as transaction:
-            transaction.execute("SELECT pg_notify(?, ?)", (channel, payload))
+            self.notify_on_commit(transaction, channel, payload)
+
+    def notify_on_commit(self, transaction: Transaction, channel: str, payload: str) -> None:
+        """NOTIFY is transactional: sent inside, delivered at the commit, in the same trip."""
+        transaction.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    def lock_migrations(self, transaction: Transaction) -> None:
+        transaction.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+
+    def has_table(self, transaction: Transaction, name: str) -> bool:
+        # A catalog query, not to_regclass(): after waiting for the migration lock, to_regclass
+        # can still answer from a cache that misses a table another engine just created.
+        rows = transaction.execute(
+            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+            " ON n.oid = c.relnamespace WHERE c.relname = ? AND n.nspname = current_schema()",
+            (name,),
+        )
+        return bool(rows)
 
     def listen(self, channel: str, on_notify: Callable[[str], None], stop: Event) -> None:
         while not stop.is_set():

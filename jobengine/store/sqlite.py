@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from jobengine.errors import ConfigurationError, DatabaseUnavailable
+from jobengine.interrupts import shielded
 from jobengine.store.database import URL_HELP, Database, Row, Transaction
 
 BUSY_TIMEOUT_MS = 30_000
@@ -33,9 +34,8 @@ def sqlite_path(url: str) -> str:
 
 
 class SqliteTransaction(Transaction):
-    dialect = "sqlite"
-
     def __init__(self, connection: sqlite3.Connection) -> None:
+        super().__init__()
         self.connection = connection
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -51,6 +51,9 @@ class SqliteTransaction(Transaction):
 
 class SqliteDatabase(Database):
     dialect = "sqlite"
+    # Without statistics SQLite would sort every PENDING row instead of reading the index.
+    claim_hint = " INDEXED BY jobs_claim"
+    cancel_poll = 0.1  # no notifications between processes: read cancels often
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -91,23 +94,23 @@ class SqliteDatabase(Database):
 
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[Transaction]:
-        connection = self._connection()
-        try:
-            connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.OperationalError as error:
-            raise DatabaseUnavailable(f"SQLite database {self.path!r}: {error}") from error
-        try:
-            yield SqliteTransaction(connection)
-        except BaseException:
-            if connection.in_transaction:  # SQLite may have rolled back already (RAISE(ROLLBACK))
-                connection.execute("ROLLBACK")
-            raise
-        try:
-            connection.execute("COMMIT")
-        except sqlite3.Error as error:
-            if connection.in_transaction:  # never leave the thread's connection mid-transaction
-                connection.execute("ROLLBACK")
-            raise DatabaseUnavailable(f"SQLite database {self.path!r}: {error}") from error
+        """BEGIN (IMMEDIATE for writes) ... COMMIT, shielded from the cancel exception so that
+        no transaction is ever left open on the thread's connection."""
+        with shielded():
+            connection = self._connection()
+            transaction = SqliteTransaction(connection)
+            try:
+                if connection.in_transaction:  # left open by a failure nothing could undo
+                    connection.execute("ROLLBACK")
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                yield transaction
+                connection.execute("COMMIT")
+            except BaseException as error:
+                _roll_back(connection)
+                if isinstance(error, sqlite3.Error) and unavailable(error):
+                    raise DatabaseUnavailable(f"SQLite database {self.path!r}: {error}") from error
+                raise
+            transaction.run_committed_callbacks()
 
     def foreign_transaction(self, connection: Any) -> Transaction:
         if not isinstance(connection, sqlite3.Connection):
@@ -123,6 +126,15 @@ class SqliteDatabase(Database):
             raise ConfigurationError(AUTOCOMMIT_HELP)
         return SqliteTransaction(connection)
 
+    def lock_migrations(self, transaction: Transaction) -> None:
+        """BEGIN IMMEDIATE already keeps every other writer out."""
+
+    def has_table(self, transaction: Transaction, name: str) -> bool:
+        rows = transaction.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
+        )
+        return bool(rows)
+
     def close(self) -> None:
         with self._lock:
             for connection in self._connections:
@@ -130,3 +142,36 @@ class SqliteDatabase(Database):
                     connection.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """Undo what is open; SQLite may have rolled back already (RAISE(ROLLBACK), a full disk)."""
+    if connection.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            connection.execute("ROLLBACK")
+
+
+# Error codes that mean the database cannot be used right now, not that a statement is wrong.
+UNAVAILABLE_CODES = frozenset(
+    getattr(sqlite3, name)
+    for name in (
+        "SQLITE_BUSY",
+        "SQLITE_LOCKED",
+        "SQLITE_IOERR",
+        "SQLITE_FULL",
+        "SQLITE_CANTOPEN",
+        "SQLITE_PROTOCOL",
+        "SQLITE_READONLY",
+        "SQLITE_NOMEM",
+    )
+    if hasattr(sqlite3, name)
+)
+
+
+def unavailable(error: sqlite3.Error) -> bool:
+    """Whether an error means the database is unavailable (locked, full, I/O) for now."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return (code & 0xFF) in UNAVAILABLE_CODES
+    text = str(error).lower()
+    return any(word in text for word in ("locked", "disk", "i/o", "busy", "unable to open"))

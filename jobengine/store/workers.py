@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jobengine.model import Move
 from jobengine.store.database import Database, Transaction
+from jobengine.store.jobs import apply_moves
 
 RUNNING, DRAINING, STOPPED, DEAD = "running", "draining", "stopped", "dead"
 LIVE = (RUNNING, DRAINING)
@@ -116,7 +118,7 @@ class WorkerStore:
             )
         return [WorkerRecord.from_row(row) for row in rows]
 
-    def suspects(self, cutoff: float) -> list[str]:
+    def to_reap(self, cutoff: float) -> list[str]:
         """Ids of workers to reap: alive but silent since `cutoff`, or ended with jobs held.
 
         Also the ids named by active jobs that no registered worker has, once those jobs have
@@ -135,33 +137,30 @@ class WorkerStore:
             )
         return sorted(str(row["id"]) for row in rows)
 
-    def lock(self, transaction: Transaction, worker: str) -> WorkerRecord | None:
-        """Read a worker's row inside a write transaction, locked until it ends.
+    def reap(self, worker: str, now: float, cutoff: float, known_dead: bool, plan: Plan) -> Reaped:
+        """Declare `worker` dead and move the jobs it holds, in one transaction holding its row.
 
-        A heartbeat waits for the lock, so a worker cannot beat between a reaper's decision that
-        it is dead and the moves that take its jobs.
+        Nothing happens if it beat since `cutoff` and its death is not `known_dead`. A
+        heartbeat waits for the row lock, so a worker cannot beat between this decision and
+        the moves that take its jobs. `plan` turns the worker's row (None if it has none) and
+        the jobs it holds into the guarded moves to try.
         """
-        lock = " FOR UPDATE" if self.database.dialect == "postgresql" else ""
-        rows = transaction.execute(f"SELECT * FROM workers WHERE id = ?{lock}", (worker,))
-        return WorkerRecord.from_row(rows[0]) if rows else None
-
-    def declare_dead(self, transaction: Transaction, worker: str, now: float) -> None:
-        transaction.execute(
-            "UPDATE workers SET state = ?, stopped_at = ? WHERE id = ?", (DEAD, now, worker)
-        )
-
-    def held_jobs(
-        self, transaction: Transaction, worker: str, silent_since: float | None = None
-    ) -> list[dict[str, Any]]:
-        """The active jobs `worker` holds, oldest first; with `silent_since`, only those whose
-        own heartbeat is older."""
-        silence = " AND (heartbeat IS NULL OR heartbeat < ?)" if silent_since is not None else ""
-        params = (worker,) if silent_since is None else (worker, silent_since)
-        return transaction.execute(
-            "SELECT id, attempt, status, worker, type, max_attempts, heartbeat FROM jobs"
-            f" WHERE worker = ? AND status IN {ACTIVE_SQL}{silence} ORDER BY id",
-            params,
-        )
+        with self.database.transaction() as transaction:
+            rows = transaction.execute(
+                f"SELECT * FROM workers WHERE id = ?{self.database.row_lock}", (worker,)
+            )
+            record = WorkerRecord.from_row(rows[0]) if rows else None
+            declared = record is not None and record.state in LIVE
+            if declared and not known_dead and record is not None and record.heartbeat >= cutoff:
+                return Reaped(record, False, [])  # it beat after it was found silent: alive
+            if declared:
+                transaction.execute(
+                    "UPDATE workers SET state = ?, stopped_at = ? WHERE id = ?", (DEAD, now, worker)
+                )
+            held = _held_jobs(transaction, worker, cutoff if record is None else None)
+            moves = plan(record, held)
+            won = apply_moves(transaction, moves, now) if moves else []
+        return Reaped(record, declared, [move for move, ok in zip(moves, won, strict=True) if ok])
 
     def overview(
         self, now: float, dead_after: float, include_stopped: bool = False
@@ -192,6 +191,33 @@ class WorkerStore:
                 )
             )
         return overviews
+
+
+def _held_jobs(
+    transaction: Transaction, worker: str, silent_since: float | None
+) -> list[dict[str, Any]]:
+    """The active jobs `worker` holds, oldest first; with `silent_since`, only those whose own
+    heartbeat is older."""
+    silence = " AND (heartbeat IS NULL OR heartbeat < ?)" if silent_since is not None else ""
+    params = (worker,) if silent_since is None else (worker, silent_since)
+    return transaction.execute(
+        "SELECT id, attempt, status, worker, type, max_attempts, heartbeat FROM jobs"
+        f" WHERE worker = ? AND status IN {ACTIVE_SQL}{silence} ORDER BY id",
+        params,
+    )
+
+
+@dataclass(frozen=True)
+class Reaped:
+    """What one reap did: the worker's row as found, whether it was declared dead now, and
+    the moves that won."""
+
+    record: WorkerRecord | None
+    declared: bool
+    moves: list[Move]
+
+
+Plan = Callable[[WorkerRecord | None, list[dict[str, Any]]], list[Move]]
 
 
 @dataclass(frozen=True)

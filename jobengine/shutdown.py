@@ -1,0 +1,71 @@
+"""A worker's last steps: stop claiming, let its jobs finish, stop the rest, record, leave."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from jobengine.context import StopKind
+from jobengine.errors import DatabaseUnavailable
+from jobengine.model import Status
+from jobengine.runner import Outcome
+
+if TYPE_CHECKING:
+    from jobengine.worker import Worker
+
+log = logging.getLogger("jobengine.worker")
+
+
+class Shutdown:
+    """Drains one worker: the shutdown timeout for its jobs, then the cancel ladder for the
+    rest; what cannot be stopped or written is left, said in the log, for the reaper."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def run(self) -> None:
+        worker = self.worker
+        worker.draining = True
+        log.info("worker %s draining: %s jobs running", worker.id, len(worker.running))
+        worker.release(worker.unstarted, lambda job: "the worker is stopping")
+        worker.unstarted = []
+        with contextlib.suppress(DatabaseUnavailable):  # tell the others it is draining
+            worker.heartbeat.beat(draining=True, force=True)
+        self._wait_for_jobs(
+            time.monotonic() + worker.settings.shutdown_timeout, worker.stop_waiting
+        )
+        for running in list(worker.running.values()):
+            worker.request_stop(running, StopKind.SHUTDOWN, "interrupted by shutdown")
+        self._wait_for_jobs(time.monotonic() + worker.settings.kill_grace + 0.5, None)
+        for running in list(worker.running.values()):
+            log.error("job %s could not be stopped; recording it as interrupted", running.job.id)
+            worker.finished(
+                running,
+                Outcome(
+                    Status.CANCELED,
+                    errors="interrupted by shutdown; its thread could not be stopped",
+                    stopped=True,
+                ),
+            )
+        worker.recorder.flush_until(time.monotonic() + 5)
+        for executor in worker.executors.values():
+            executor.close(0.5)
+        try:
+            worker.heartbeat.stop()
+        except DatabaseUnavailable:
+            log.warning("could not mark worker %s stopped; the reaper will", worker.id)
+        log.info("worker %s stopped", worker.id)
+
+    def _wait_for_jobs(self, deadline: float, cut_short: threading.Event | None) -> None:
+        worker = self.worker
+        while worker.running and time.monotonic() < deadline:
+            if cut_short is not None and cut_short.is_set():
+                return
+            with contextlib.suppress(DatabaseUnavailable):
+                worker.check_stops()
+                worker.heartbeat.beat(draining=True)  # a long drain is not a death
+            worker.wake.wait(0.05)
+            worker.wake.clear()
