@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check jobengine tests bench
 	$(BIN)/ruff format --check jobengine tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 --timeout=300 tests

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from waiting import wait_for
 
 from jobengine import DatabaseUnavailable, Engine, Status
 
@@ -49,15 +50,17 @@ def wait_until(
     what: str,
     state: Callable[[], str] = lambda: "",
 ) -> T:
-    """Poll `condition` until it is truthy, through database errors; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
+    """wait_for, through database errors, saying the state if it times out."""
+
+    def through_outages() -> T | None:
         with contextlib.suppress(DatabaseUnavailable):
-            if value := condition():
-                return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what} {state()}")
-        time.sleep(0.1)
+            return condition()
+        return None
+
+    try:
+        return wait_for(through_outages, timeout, what)  # type: ignore[return-value]
+    except AssertionError as error:
+        raise AssertionError(f"{error} {state()}") from None
 
 
 def postgres_binaries() -> Path:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import pytest
 from click.testing import CliRunner
@@ -21,13 +20,7 @@ from jobengine.store import LogLine
 from jobengine.worker import Settings, Worker
 
 pytestmark = pytest.mark.timeout(90)
-T = TypeVar("T")
 JOBS, LINES = 50, 100
-
-
-def wait_until(condition: Callable[[], T], timeout: float = 60.0) -> T:
-    """Poll `condition` until it is truthy; fail after `timeout` seconds."""
-    return wait_for(condition, timeout)
 
 
 @pytest.fixture
@@ -117,7 +110,7 @@ def test_fifty_concurrent_job_logs_never_mix(live_engine: Engine) -> None:
     thread.start()
     try:
         ids = [live_engine.submit("chatty", number=number) for number in range(JOBS)]
-        wait_until(lambda: all(live_engine.get(job_id).status.terminal for job_id in ids))
+        wait_for(lambda: all(live_engine.get(job_id).status.terminal for job_id in ids))
     finally:
         worker.stop()
         thread.join(30)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from waiting import wait_for
@@ -18,12 +18,6 @@ from jobengine.model import Event
 from jobengine.worker import Settings, Worker
 
 pytestmark = pytest.mark.timeout(60)
-T = TypeVar("T")
-
-
-def wait_until(condition: Callable[[], T], timeout: float = 20.0) -> T:
-    """Poll `condition` until it is truthy; fail after `timeout` seconds."""
-    return wait_for(condition, timeout)
 
 
 @contextmanager
@@ -286,7 +280,7 @@ def test_current_job_is_the_ctx_in_each_job_thread(live_engine: Engine) -> None:
 
     ids = [live_engine.submit("pair") for _ in range(4)]
     with worker_in_thread(live_engine, concurrency=4):
-        wait_until(lambda: all(live_engine.get(i).status.terminal for i in ids))
+        wait_for(lambda: all(live_engine.get(i).status.terminal for i in ids))
     assert {live_engine.get(i).status for i in ids} == {Status.SUCCESS}
     assert sorted(pairs) == sorted(ids)
     assert all(ctx is current for ctx, current in pairs.values())
@@ -302,7 +296,7 @@ def test_ten_slow_jobs_run_at_once_with_concurrency_ten(live_engine: Engine) -> 
 
     with worker_in_thread(live_engine, concurrency=10):
         ids = [live_engine.submit("slow") for _ in range(10)]
-        wait_until(lambda: all(live_engine.get(i).status.terminal for i in ids))
+        wait_for(lambda: all(live_engine.get(i).status.terminal for i in ids))
     jobs_now = [live_engine.get(job_id) for job_id in ids]
     assert {job.status for job in jobs_now} == {Status.SUCCESS}
     last_start = max(job.started_at or 0 for job in jobs_now)
@@ -323,7 +317,7 @@ def test_a_freed_slot_is_filled_without_waiting_for_the_next_poll(live_engine: E
 
     ids = [live_engine.submit("noop_job") for _ in range(3)]
     with worker_in_thread(live_engine, concurrency=1, poll_interval=60):
-        wait_until(lambda: all(live_engine.get(job_id).status.terminal for job_id in ids), 30)
+        wait_for(lambda: all(live_engine.get(job_id).status.terminal for job_id in ids), 30)
     starts = sorted(live_engine.get(job_id).started_at or 0 for job_id in ids)
     assert starts[-1] - starts[0] < 30, "a job waited for the next poll"
 
@@ -364,9 +358,9 @@ def test_a_claimed_job_whose_start_failed_is_not_left_queued(live_engine: Engine
     execute(live_engine, REFUSE_STARTS)
     job_id = live_engine.submit("quick")
     with worker_in_thread(live_engine):
-        wait_until(lambda: "claim" in [event.verb for event in live_engine.events(job_id)])
+        wait_for(lambda: "claim" in [event.verb for event in live_engine.events(job_id)])
         execute(live_engine, ALLOW_STARTS)
-        wait_until(lambda: live_engine.get(job_id).status.terminal)
+        wait_for(lambda: live_engine.get(job_id).status.terminal)
     assert live_engine.get(job_id).status is Status.SUCCESS
 
 

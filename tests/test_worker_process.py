@@ -9,10 +9,10 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO
 
 import pytest
 from waiting import wait_for
@@ -20,7 +20,6 @@ from waiting import wait_for
 from jobengine import Engine, Status
 
 pytestmark = pytest.mark.timeout(90)
-T = TypeVar("T")
 
 APP = '''
 """Job types for the end-to-end tests of real worker processes."""
@@ -67,11 +66,6 @@ def gated(ctx, gate):
     for number in range(3):
         print(f"after {number}")
 '''
-
-
-def wait_until(condition: Callable[[], T], timeout: float = 30.0) -> T:
-    """Poll `condition` until it is truthy; fail after `timeout` seconds."""
-    return wait_for(condition, timeout)
 
 
 @dataclass
@@ -134,7 +128,7 @@ def test_a_worker_process_runs_jobs_and_stops_on_sigterm(worker_process: WorkerP
         "explode": engine.submit("explode"),
         "whoami": engine.submit("whoami"),
     }
-    wait_until(lambda: all(worker_process.terminal(job_id) for job_id in ids.values()))
+    wait_for(lambda: all(worker_process.terminal(job_id) for job_id in ids.values()))
     jobs = {name: engine.get(job_id) for name, job_id in ids.items()}
     assert jobs["add"].status is Status.SUCCESS and jobs["add"].result == 5
     assert (jobs["warn"].status, jobs["warn"].output) == (Status.WARNING, "disk 91% full")
@@ -159,9 +153,9 @@ def test_a_worker_process_runs_jobs_and_stops_on_sigterm(worker_process: WorkerP
 def test_sigterm_lets_the_running_job_finish_first(worker_process: WorkerProcess) -> None:
     engine, gate = worker_process.engine, worker_process.folder / "gate"
     job_id = engine.submit("gated", gate=str(gate))
-    wait_until(lambda: engine.get(job_id).status is Status.RUNNING)
+    wait_for(lambda: engine.get(job_id).status is Status.RUNNING)
     worker_process.process.send_signal(signal.SIGTERM)
-    wait_until(lambda: [r.state for r in engine.store.workers.find()] == ["draining"])
+    wait_for(lambda: [r.state for r in engine.store.workers.find()] == ["draining"])
     assert worker_process.process.poll() is None, "the worker waits for its running job"
     gate.touch()
     assert worker_process.process.wait(timeout=40) == 0
@@ -182,7 +176,7 @@ def next_lines(lines: queue.Queue[str], count: int) -> list[str]:
 def test_log_follow_tails_a_running_job_until_it_ends(worker_process: WorkerProcess) -> None:
     engine, gate = worker_process.engine, worker_process.folder / "gate"
     job_id = engine.submit("gated", gate=str(gate))
-    wait_until(lambda: len(engine.log(job_id)) == 3)
+    wait_for(lambda: len(engine.log(job_id)) == 3)
     assert engine.get(job_id).status is Status.RUNNING
     command = [*jobengine_command(worker_process.url), "log", str(job_id), "--follow"]
     follower = subprocess.Popen(command, cwd=worker_process.folder, stdout=subprocess.PIPE)

@@ -14,7 +14,7 @@ from jobengine.worker import Settings, Worker
 T = TypeVar("T")
 
 
-def wait_for(condition: Callable[[], T], timeout: float = 10.0, what: str = "condition") -> T:
+def wait_for(condition: Callable[[], T], timeout: float = 30.0, what: str = "condition") -> T:
     """Poll `condition` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
