@@ -6,10 +6,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from importlib.metadata import version
 
-from jobengine.reaper import Reaper
+from jobengine import identity
+from jobengine.errors import DatabaseUnavailable
+from jobengine.reaper import Reaper, Steadiness
 from jobengine.registry import Registry
 from jobengine.settings import Settings
 from jobengine.store import Store, WorkerRecord
@@ -31,12 +33,16 @@ class Heartbeat:
         clock: Callable[[], float],
     ) -> None:
         self.store, self.id, self.settings, self.clock = store, worker_id, settings, clock
+        self.registry = registry
         self.reaper = Reaper(store, registry, worker_id, settings.dead_after, clock)
+        # A beat later than two intervals means the database (or this process) stalled.
+        self.steadiness = Steadiness(2 * settings.heartbeat_interval)
         self.next_beat = self.next_reap = 0.0
 
     def register(self) -> None:
         """Write the worker's row, then recover what earlier workers of this host left."""
         now, host = self.clock(), socket.gethostname()
+        me = identity.of_this_process()
         self.store.workers.register(
             WorkerRecord(
                 self.id,
@@ -48,6 +54,10 @@ class Heartbeat:
                 self.settings.concurrency,
                 version("jobengine"),
                 RUNNING,
+                types=self.registry.names(),
+                boot_id=me.boot_id,
+                start_ticks=me.start_ticks,
+                pid_namespace=me.pid_namespace,
             )
         )
         log.info(
@@ -56,26 +66,47 @@ class Heartbeat:
             ",".join(self.settings.queues) or "all",
             self.settings.concurrency,
         )
+        self.steadiness.worked()
         self.reaper.recover_earlier_workers(host, self.id)
 
-    def beat(self, draining: bool, force: bool = False) -> tuple[bool, str | None]:
-        """Beat if one is due (or `force`): (whether it beat, a request such as 'restart')."""
+    def beat(
+        self, draining: bool, held: Collection[int] | None = None, force: bool = False
+    ) -> tuple[bool, str | None]:
+        """Beat if one is due (or `force`): (whether it beat, a request such as 'restart').
+
+        With `held` (the jobs this worker holds), active jobs the database gives it beyond
+        those are recovered at once.
+        """
         monotonic = time.monotonic()
         if monotonic < self.next_beat and not force:
             return False, None
-        request = self.store.workers.beat(self.id, self.clock(), DRAINING if draining else RUNNING)
+        state = DRAINING if draining else RUNNING
+        try:
+            beat = self.store.workers.beat(self.id, self.clock(), state)
+        except DatabaseUnavailable:
+            self.steadiness.failed()
+            raise
+        self.steadiness.worked()
         self.next_beat = monotonic + self.settings.heartbeat_interval  # only once it worked
-        if request:
+        if held is not None:
+            self.reaper.recover_unheld(self.id, beat.jobs, held)
+        if beat.request:
             self.store.workers.clear_request(self.id)
-            log.info("worker %s asked to %s", self.id, request)
-        return True, request
+            log.info("worker %s asked to %s", self.id, beat.request)
+        return True, beat.request
+
+    def database_failed(self) -> None:
+        """Something of this worker's failed to use the database: trust its view no longer."""
+        self.steadiness.failed()
 
     def reap(self) -> None:
-        """Reap dead peers when due, and only while this worker's own heartbeat is fresh (a
-        worker back from an outage must not declare the others dead before it beats)."""
+        """Reap dead peers when due, and only once this worker has beaten steadily for
+        dead_after (back from an outage, every peer's heartbeat looks old)."""
         monotonic = time.monotonic()
-        if monotonic >= self.next_reap and self.next_beat > monotonic:
-            self.next_reap = monotonic + min(self.settings.heartbeat_interval, REAP_INTERVAL)
+        if monotonic < self.next_reap:
+            return
+        self.next_reap = monotonic + min(self.settings.heartbeat_interval, REAP_INTERVAL)
+        if self.steadiness.steady_for() >= self.settings.dead_after:
             self.reaper.reap()
 
     def stop(self) -> None:

@@ -7,9 +7,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 
 from jobengine.context import StopKind
-from jobengine.errors import DatabaseUnavailable
 from jobengine.executors import Executor, Running
-from jobengine.model import Status
+from jobengine.model import Job, Status
 from jobengine.runner import Outcome
 from jobengine.store import Store
 
@@ -21,8 +20,16 @@ STEPS = {
 }
 
 
+Note = Callable[[Job, Status, str, str, str, float], None]
+
+
 class Ladder:
-    """Every step is written to the job's log and, as an event row, to its timeline."""
+    """Every step is written to the job's log and, as an event row, to its timeline.
+
+    The steps themselves (flag, exception, signals) are local and never wait for the database:
+    `climb` runs in a thread of its own, and the event rows are handed to `note`, which writes
+    them when it can.
+    """
 
     def __init__(
         self,
@@ -30,8 +37,10 @@ class Ladder:
         executors: Mapping[str, Executor],
         actor: str,
         clock: Callable[[], float],
+        note: Note,
     ) -> None:
         self.store, self.executors, self.actor, self.clock = store, executors, actor, clock
+        self.note = note
 
     def request_stop(self, running: Running, kind: StopKind, reason: str) -> None:
         """Step 1: set the job's cancel flag."""
@@ -41,16 +50,18 @@ class Ladder:
         running.step = 1
         self._record(running, f"{kind}: {reason}; step 1: set the job's cancel flag")
 
-    def check(self, active: Sequence[Running], owner: str, look_for_cancels: bool) -> None:
-        """Take every step that is due among `active`: timeouts, and cancel requests (read from
-        the database only when `look_for_cancels`, which costs a query)."""
+    def read_cancels(self, active: Sequence[Running], owner: str) -> None:
+        """Step 1 for every running job whose cancel was requested (a query)."""
         if not active:
             return
-        if look_for_cancels:
-            by_id = {running.job.id: running for running in active}
-            for job in self.store.jobs.owned(owner, [Status.TO_CANCEL]):
-                if job.id in by_id:
-                    self.request_stop(by_id[job.id], StopKind.CANCEL, "canceled")
+        by_id = {running.job.id: running for running in active}
+        for job in self.store.jobs.owned(owner, [Status.TO_CANCEL]):
+            if job.id in by_id:
+                self.request_stop(by_id[job.id], StopKind.CANCEL, "canceled")
+
+    def climb(self, active: Sequence[Running]) -> None:
+        """Take every step that is due among `active`: timeouts, and the next rung of stops
+        already requested. No database call: it runs on time whatever the database does."""
         now = time.monotonic()
         for running in active:
             if running.deadline is not None and now >= running.deadline:
@@ -74,7 +85,4 @@ class Ladder:
         running.log.write("WARNING", text)
         kind = running.context.stop_kind
         status = Status.TO_CANCEL if kind is StopKind.CANCEL else Status.RUNNING
-        try:
-            self.store.jobs.note(running.job, status, "cancel", self.actor, text, self.clock())
-        except DatabaseUnavailable:
-            pass  # the job's log has the step; its timeline misses it
+        self.note(running.job, status, "cancel", self.actor, text, self.clock())

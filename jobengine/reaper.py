@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Collection
 from typing import Any
 
 import psutil
 
+from jobengine import identity
 from jobengine.clock import utc_text
 from jobengine.model import LogLine, Move, Status
 from jobengine.registry import Registry
@@ -21,11 +23,16 @@ __all__ = ["IDEMPOTENT_ATTEMPT_LIMIT", "Reaper", "process_gone"]
 PID_REUSE_MARGIN = 2.0
 
 
-def process_gone(pid: int, started_at: float) -> bool:
-    """True when no process of this host can be the worker `pid` that started at `started_at`.
+def process_gone(worker: WorkerRecord) -> bool:
+    """True when no process of this host can be the worker's: by the kernel's counts where the
+    worker stored them (a clock step does not fool them), else by the process's start time.
 
     A zombie has ended; a process started after the worker registered reuses its pid.
     """
+    stored = identity.ProcessIdentity(worker.boot_id, worker.start_ticks, worker.pid_namespace)
+    if stored.start_ticks is not None:
+        return identity.is_gone(worker.pid, stored) is True
+    pid, started_at = worker.pid, worker.started_at
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
@@ -35,6 +42,32 @@ def process_gone(pid: int, started_at: float) -> bool:
         return True
     except psutil.Error:
         return False  # not ours to inspect (another user's process): assume it lives
+
+
+class Steadiness:
+    """Since when this process has used the database without a failure or a long silence.
+
+    A reaper trusts what it reads of its peers' heartbeats only once it has itself been using
+    the database steadily for `dead_after`: back from an outage (or a pause, or a lock held by
+    another process), every peer's heartbeat looks old because they were waiting too.
+    """
+
+    def __init__(self, longest_gap: float) -> None:
+        self.longest_gap = longest_gap
+        self.since: float | None = None
+        self.last: float | None = None
+
+    def worked(self) -> None:
+        now = time.monotonic()
+        if self.since is None or self.last is None or now - self.last > self.longest_gap:
+            self.since = now
+        self.last = now
+
+    def failed(self) -> None:
+        self.since = self.last = None
+
+    def steady_for(self) -> float:
+        return 0.0 if self.since is None else time.monotonic() - self.since
 
 
 class Reaper:
@@ -68,10 +101,10 @@ class Reaper:
         now = self.clock()
         count = 0
         for worker in self.store.workers.on_host(host):
-            if worker.id != own_id and process_gone(worker.pid, worker.started_at):
+            if worker.id != own_id and process_gone(worker):
                 cause = f"its process {worker.pid} is gone"
                 count += self.reap_worker(worker.id, now, now - self.dead_after, cause)
-        return count + self.reap()
+        return count
 
     def recover_process(self, host: str, pid: int, cause: str) -> int:
         """A process of this host is known to have ended (its parent saw it): reap its workers."""
@@ -107,6 +140,21 @@ class Reaper:
             ]
         )
         return len(reaped.moves)
+
+    def recover_unheld(self, worker: str, rows: list[dict[str, Any]], held: Collection[int]) -> int:
+        """Jobs the database gives `worker` that the worker itself does not hold (it lost them
+        to a failure) are released, retried or failed at once, not kept alive by its beats."""
+        lost = [row for row in rows if row["id"] not in held]
+        if not lost:
+            return 0
+        now = self.clock()
+        why = f"worker {worker} does not hold this job (it was lost inside the worker)"
+        moves = [self.move(row, why, now) for row in lost]
+        won = self.store.jobs.move_many(moves, now)
+        for move, ok in zip(moves, won, strict=True):
+            if ok:
+                log.error("%s job %s: %s", move.verb, move.job_id, move.reason)
+        return sum(won)
 
     def move(self, row: dict[str, Any], why: str, now: float) -> Move:
         """The move for one job of a dead worker (its row as the workers table reads it)."""

@@ -121,6 +121,7 @@ class Recorder:
     def __init__(self, store: Store, logs: LogWriter, clock: Callable[[], float]) -> None:
         self.store, self.logs, self.clock = store, logs, clock
         self.pending: list[Record] = []
+        self.notes: list[tuple[Job, Status, str, str, str, float]] = []
         self.lock = threading.Lock()
         self.flush_lock = threading.Lock()
         self.has_work = threading.Event()
@@ -130,14 +131,23 @@ class Recorder:
             self.pending.append(record)
         self.has_work.set()
 
+    def note(
+        self, job: Job, status: Status, verb: str, actor: str, reason: str, now: float
+    ) -> None:
+        """An event row that moves nothing (a ladder step), written with the next batch."""
+        with self.lock:
+            self.notes.append((job, status, verb, actor, reason, now))
+
     def flush(self) -> int:
-        """Write logs, then every pending record; raise DatabaseUnavailable and keep them."""
+        """Write logs, notes, then every pending record; raise DatabaseUnavailable and keep
+        them."""
         with self.flush_lock:
             with self.lock:
                 records, self.pending = self.pending, []
                 self.has_work.clear()
             try:
                 self.logs.flush()
+                self._write_notes()
                 won = self._write(records)
             except DatabaseUnavailable:
                 with self.lock:
@@ -146,6 +156,17 @@ class Recorder:
         for record, move in zip(records, won, strict=True):
             record.on_done(move)
         return len(records)
+
+    def _write_notes(self) -> None:
+        with self.lock:
+            notes, self.notes = self.notes, []
+        for number, note in enumerate(notes):
+            try:
+                self.store.jobs.note(*note)
+            except DatabaseUnavailable:
+                with self.lock:
+                    self.notes = notes[number:] + self.notes
+                raise
 
     def _write(self, records: list[Record]) -> list[Move | None]:
         """One transaction for the batch; if the database refuses it, one per record."""
@@ -179,7 +200,7 @@ class Recorder:
         while not done.is_set():
             if self.has_work.wait(LOG_INTERVAL):
                 time.sleep(0.002)  # gather what finishes at the same moment into one batch
-            elif not self.logs.buffered:
+            elif not self.logs.buffered and not self.notes:
                 continue  # nothing finished: still write running jobs' lines, for `log --follow`
             try:
                 self.flush()

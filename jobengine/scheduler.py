@@ -200,6 +200,10 @@ class Scheduler:
     def list(self) -> Schedules:
         return self._store().schedules.all()
 
+    def unreadable(self) -> dict[str, str]:
+        """Schedules whose row cannot be read (never fired): name -> what is wrong."""
+        return self._store().schedules.unreadable()
+
     def next_fire_times(self, name: str, count: int = 10) -> Times:
         """The next `count` fire times (from the pending one if a run is overdue)."""
         return self.upcoming(self.get(name), count)

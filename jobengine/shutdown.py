@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from jobengine.worker import Worker
 
 log = logging.getLogger("jobengine.worker")
+DATABASE_WAIT = 1.0  # the longest any one database call may wait once shutdown has begun
+FINAL_WRITES = 3.0  # seconds, after the jobs have ended, to record them and sign off
 
 
 class Shutdown:
@@ -27,8 +29,12 @@ class Shutdown:
         self.worker = worker
 
     def run(self) -> None:
+        """Everything within one deadline: shutdown timeout + kill grace + the final writes."""
         worker = self.worker
+        settings = worker.settings
+        deadline = time.monotonic() + settings.shutdown_timeout + settings.kill_grace + 0.5
         worker.draining = True
+        worker.store.database.shorten_waits(DATABASE_WAIT)
         log.info("worker %s draining: %s jobs running", worker.id, len(worker.running))
         worker.release(worker.unstarted, lambda job: "the worker is stopping")
         worker.unstarted = []
@@ -50,7 +56,8 @@ class Shutdown:
                     stopped=True,
                 ),
             )
-        worker.recorder.flush_until(time.monotonic() + 5)
+        final = min(time.monotonic(), deadline) + FINAL_WRITES
+        worker.recorder.flush_until(final - DATABASE_WAIT)
         for executor in worker.executors.values():
             executor.close(0.5)
         try:

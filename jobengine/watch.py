@@ -9,7 +9,7 @@ import threading
 import time
 
 from jobengine.engine import Engine
-from jobengine.reaper import Reaper
+from jobengine.reaper import Reaper, Steadiness
 
 log = logging.getLogger("jobengine.supervisor")
 # The supervisor also reaps, this often: it catches what a dead worker's last transaction
@@ -35,6 +35,7 @@ class WorkerWatch:
         self.usable = True
         self.reaper: Reaper | None = None
         self.next_reap = 0.0
+        self.steadiness = Steadiness(longest_gap=5 * REAP_EVERY)
         self.wake, self.done = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._loop, daemon=True, name="worker-watch")
 
@@ -70,7 +71,9 @@ class WorkerWatch:
             try:
                 self._step()
                 failures, self.usable = 0, True
+                self.steadiness.worked()
             except Exception as error:
+                self.steadiness.failed()
                 failures += 1
                 self.usable = False
                 if failures == 1:
@@ -110,6 +113,7 @@ class WorkerWatch:
             with self.lock:
                 self.seen |= alive
                 self.awaited -= alive
-        if time.monotonic() >= self.next_reap:
+        steady = self.steadiness.steady_for() >= self.dead_after  # else peers only look dead
+        if steady and time.monotonic() >= self.next_reap:
             self.next_reap = time.monotonic() + REAP_EVERY
             reaper.reap()

@@ -54,7 +54,9 @@ class Worker:
                 self.settings.log_cap,
             ),
         }
-        self.ladder = Ladder(self.store, self.executors, self.id, self.clock.now)
+        self.ladder = Ladder(
+            self.store, self.executors, self.id, self.clock.now, self.recorder.note
+        )
         self.running: dict[int, Running] = {}
         self.unstarted: list[Job] = []
         self.lock = threading.Lock()
@@ -85,8 +87,11 @@ class Worker:
         and started on the next turn, so none stays QUEUED while this worker lives.
         """
         free = self.free_capacity() - len(self.unstarted)
-        if free > 0 and not self.draining:
-            claimed = self.store.jobs.claim(self.id, self.settings.queues, free, self.clock.now())
+        types = self.engine.registry.names()  # only jobs it can run: others wait for a worker
+        if free > 0 and types and not self.draining:
+            claimed = self.store.jobs.claim(
+                self.id, self.settings.queues, free, self.clock.now(), types
+            )
             for job in claimed:
                 log.info("claim job %s (%s) attempt %s", job.id, job.type, job.attempt)
             self.unstarted += claimed
@@ -100,12 +105,7 @@ class Worker:
             raise
 
     def start(self, jobs: list[Job]) -> list[Job]:
-        """Move claimed jobs to RUNNING in one transaction; release those of unknown types."""
-        known = [job for job in jobs if job.type in self.engine.registry]
-        unknown = [job for job in jobs if job.type not in self.engine.registry]
-        self.release(
-            unknown, lambda job: f"job type {job.type!r} is not registered in worker {self.id}", 60
-        )
+        """Move claimed jobs to RUNNING in one transaction."""
         now = self.clock.now()
         moves = [
             Move(
@@ -118,18 +118,18 @@ class Worker:
                 changes={"started_at": now},
                 worker=self.id,
             )
-            for job in known
+            for job in jobs
         ]
         won = self.store.jobs.move_many(moves, now)
-        started = [job for job, ok in zip(known, won, strict=True) if ok]
+        started = [job for job, ok in zip(jobs, won, strict=True) if ok]
         for job in started:
             log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
         return started
 
-    def release(self, jobs: list[Job], reason: Callable[[Job], str], delay: float = 0.0) -> None:
+    def release(self, jobs: list[Job], reason: Callable[[Job], str]) -> None:
         """Give claimed jobs that never started back to the queue (best effort: else reaped)."""
         now = self.clock.now()
-        changes = {"worker": None, "queued_at": None, "run_at": now + delay}
+        changes = {"worker": None, "queued_at": None, "run_at": now}
         moves = [
             Move(
                 job.id,
@@ -226,16 +226,26 @@ class Worker:
         self.ladder.request_stop(running, kind, reason)
 
     def check_stops(self) -> None:
-        """Climb the ladder where a step is due; read cancel requests when told of one (a
-        notification) or when the cancel poll is due (SQLite has no notifications)."""
-        with self.lock:
-            active = list(self.running.values())
+        """Read cancel requests when told of one (a notification) or when the cancel poll is
+        due (SQLite has no notifications between processes)."""
         now = time.monotonic()
-        look = self.cancel_notice.is_set() or now >= self.next_cancel_poll
-        if look:
+        if self.cancel_notice.is_set() or now >= self.next_cancel_poll:
             self.cancel_notice.clear()
             self.next_cancel_poll = now + self.cancel_poll - 0.005  # the next turn, not one later
-        self.ladder.check(active, self.id, look)
+            with self.lock:
+                active = list(self.running.values())
+            self.ladder.read_cancels(active, self.id)
+
+    def climb_ladder(self) -> None:
+        """The ladder's own thread: timeouts and stop steps on time, whatever the database
+        does, until the worker has finished."""
+        while not self.recording_done.wait(STOP_CHECK_INTERVAL):
+            with self.lock:
+                active = list(self.running.values())
+            try:
+                self.ladder.climb(active)
+            except Exception:
+                log.exception("the cancel ladder failed a step; carrying on")
 
     def _notified(self, payload: str) -> None:
         if payload in (CANCEL_NOTICE, ""):  # "" when the listener (re)connects: look at all
@@ -288,6 +298,7 @@ class Worker:
             threading.Thread(
                 target=self.recorder.run, args=(self.recording_done,), daemon=True, name="recorder"
             ),
+            threading.Thread(target=self.climb_ladder, daemon=True, name="ladder"),
         ]
         for thread in threads:
             thread.start()
@@ -329,6 +340,7 @@ class Worker:
             except Exception as error:
                 delay = backoff.next()
                 if isinstance(error, DatabaseUnavailable):
+                    self.heartbeat.database_failed()
                     log.warning("database unavailable (%s); again in %.1f s", error, delay)
                 else:
                     log.exception("unexpected error in the worker loop; carrying on")
@@ -336,7 +348,9 @@ class Worker:
 
     def heartbeat_reap_and_tick(self) -> None:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
-        beaten, request = self.heartbeat.beat(self.draining)
+        with self.lock:
+            held = {*self.running, *(job.id for job in self.unstarted)}
+        beaten, request = self.heartbeat.beat(self.draining, held)
         if beaten:
             self._stop_jobs_given_to_others()
         if request:

@@ -89,7 +89,8 @@ def test_db_status_sql_and_upgrade_on_a_new_database(database_url: str) -> None:
 
     assert "schema is up to date" in cli(database_url, "db", "upgrade").output
     status = cli(database_url, "db", "status")
-    assert f"applied: {newest.version}" in status.output
+    versions = [m.version for m in migrations.available(dialect_of(database_url))]
+    assert f"applied: {', '.join(map(str, versions))}" in status.output
     assert "to apply: none" in status.output
     assert cli(database_url, "db", "sql").output.strip() == "-- schema is up to date"
     everything = cli(database_url, "db", "sql", "--all").output

@@ -192,6 +192,8 @@ def test_log_follow_tails_a_running_job_until_it_ends(worker_process: WorkerProc
     finally:
         if follower.poll() is None:
             follower.kill()
+        follower.wait()
+        follower.stdout.close()
     texts = [line.split(" ", 3)[3] for line in before + after]
     assert texts == [f"INFO    job.gated: before {n}" for n in range(3)] + [
         f"STDOUT  after {n}" for n in range(3)

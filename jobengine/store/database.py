@@ -102,6 +102,11 @@ class Database(abc.ABC):
     def has_table(self, transaction: Transaction, name: str) -> bool:
         """Whether a table of that name exists in the engine's schema."""
 
+    @abc.abstractmethod
+    def shorten_waits(self, seconds: float) -> None:
+        """From now on give up waiting for the database (a lock, a connection) after `seconds`:
+        a worker that is shutting down must not wait for an absent database."""
+
     def notify(self, channel: str, payload: str = "") -> None:  # noqa: B027 - optional
         """Wake listeners in other processes now; a no-op where the backend has no way."""
 

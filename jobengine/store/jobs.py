@@ -366,10 +366,16 @@ class JobQueries:
             )
         return Job.from_row(rows[0]) if rows else None
 
-    def count_by_status_and_queue(self) -> dict[tuple[Status, str], int]:
+    def count_by_status_and_queue(
+        self, status: Sequence[Status] = ()
+    ) -> dict[tuple[Status, str], int]:
+        """Jobs per (status, queue), of the given statuses only (all when none are given)."""
+        clauses, params = _filters(status, None, None, None)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         with self.database.transaction(write=False) as transaction:
             rows = transaction.execute(
-                "SELECT status, queue, COUNT(*) AS n FROM jobs GROUP BY status, queue"
+                f"SELECT status, queue, COUNT(*) AS n FROM jobs{where} GROUP BY status, queue",
+                params,
             )
         return {(Status(row["status"]), str(row["queue"])): int(row["n"]) for row in rows}
 
@@ -393,11 +399,14 @@ class JobQueries:
         return counts, int(row["n"]), float(row["total"] or 0.0)
 
     def related(self, job_id: int, limit: int = 100) -> list[Job]:
-        """The job's children (parent = it) and reruns (rerun_of = it), oldest first."""
+        """The job's children (parent = it) and reruns (rerun_of = it), oldest first.
+
+        Both are inserted after the job, so only higher ids are read (the key's order)."""
         with self.database.transaction(write=False) as transaction:
             rows = transaction.execute(
-                "SELECT * FROM jobs WHERE parent = ? OR rerun_of = ? ORDER BY id LIMIT ?",
-                (job_id, job_id, limit),
+                "SELECT * FROM jobs WHERE id > ? AND (parent = ? OR rerun_of = ?)"
+                " ORDER BY id LIMIT ?",
+                (job_id, job_id, job_id, limit),
             )
         return [Job.from_row(row) for row in rows]
 

@@ -21,6 +21,9 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 
 log = logging.getLogger("jobengine.store")
 CONNECT_TIMEOUT = 5
+# How long a transaction waits for a pooled connection before the database counts as
+# unavailable: transactions are short, so a longer wait means the server cannot be reached.
+POOL_WAIT = 3.0
 MIGRATION_LOCK = 7_364_111  # advisory lock key that serialises schema changes
 
 
@@ -110,7 +113,7 @@ class PostgresDatabase(Database):
             open=False,
             name="jobengine",
             kwargs={"connect_timeout": CONNECT_TIMEOUT},
-            timeout=30,
+            timeout=POOL_WAIT,
         )
         try:
             self.pool.open(wait=True, timeout=CONNECT_TIMEOUT * 2)
@@ -167,6 +170,9 @@ class PostgresDatabase(Database):
         """NOTIFY is transactional: sent inside, delivered at the commit, in the same trip."""
         transaction.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
+    def shorten_waits(self, seconds: float) -> None:
+        self.pool.timeout = seconds
+
     def lock_migrations(self, transaction: Transaction) -> None:
         transaction.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
 
@@ -196,4 +202,4 @@ class PostgresDatabase(Database):
                 stop.wait(1.0)
 
     def close(self) -> None:
-        self.pool.close()
+        self.pool.close(timeout=1.0)  # a connection attempt to an absent server is not awaited

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from jobengine.model import Status
 from jobengine.store.database import Database, Transaction
 
+log = logging.getLogger("jobengine.scheduler")
 UNENDED = (Status.PENDING, Status.QUEUED, Status.RUNNING, Status.TO_CANCEL)
 RUN_COLUMNS = "id, schedule, status, fire_time, created_at, run_at, finished_at"
 
@@ -119,9 +121,16 @@ class ScheduleStore:
             return self.read(transaction, name)
 
     def all(self) -> list[Schedule]:
+        """Every readable schedule (see `unreadable` for the others)."""
         with self.database.transaction(write=False) as transaction:
             rows = transaction.execute("SELECT * FROM schedules ORDER BY name")
-        return [Schedule.from_row(row) for row in rows]
+        return _readable(rows)[0]
+
+    def unreadable(self) -> dict[str, str]:
+        """Schedules whose row this version cannot read: name -> what is wrong with it."""
+        with self.database.transaction(write=False) as transaction:
+            rows = transaction.execute("SELECT * FROM schedules ORDER BY name")
+        return _readable(rows)[1]
 
     def due(self, now: float) -> list[Schedule]:
         """Enabled schedules whose next fire time has come."""
@@ -131,7 +140,10 @@ class ScheduleStore:
                 " ORDER BY next_fire_time, name",
                 (True, now),
             )
-        return [Schedule.from_row(row) for row in rows]
+        readable, broken = _readable(rows)
+        for name, problem in broken.items():
+            log.error("schedule %s: not fired, its row cannot be read: %s", name, problem)
+        return readable
 
     def update(self, transaction: Transaction, name: str, changes: dict[str, Any]) -> bool:
         """Change columns of one schedule; False when it does not exist."""
@@ -187,3 +199,15 @@ class ScheduleStore:
                 " (SELECT MAX(id) FROM jobs WHERE schedule IS NOT NULL GROUP BY schedule)"
             )
         return {row["schedule"]: Run.from_row(row) for row in rows}
+
+
+def _readable(rows: list[dict[str, Any]]) -> tuple[list[Schedule], dict[str, str]]:
+    """The rows that read as schedules, and for the others what is wrong: one bad row (written
+    by hand or by another version) must not stop the rest."""
+    readable, broken = [], {}
+    for row in rows:
+        try:
+            readable.append(Schedule.from_row(row))
+        except (ValueError, TypeError, KeyError) as error:
+            broken[str(row.get("name"))] = f"{type(error).__name__}: {error}"
+    return readable, broken

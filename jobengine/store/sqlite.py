@@ -67,19 +67,23 @@ class SqliteDatabase(Database):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self.busy_timeout_ms = BUSY_TIMEOUT_MS
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is not None:
+            if self._local.busy_timeout_ms != self.busy_timeout_ms:
+                connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
+                self._local.busy_timeout_ms = self.busy_timeout_ms
             return connection
         try:
             connection = sqlite3.connect(
                 self.path,
-                timeout=BUSY_TIMEOUT_MS / 1000,
+                timeout=self.busy_timeout_ms / 1000,
                 isolation_level=None,
                 check_same_thread=False,
             )
-            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
             connection.execute("PRAGMA journal_mode = WAL")
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
@@ -88,6 +92,7 @@ class SqliteDatabase(Database):
                 f"cannot open SQLite database {self.path!r}: {error}"
             ) from error
         self._local.connection = connection
+        self._local.busy_timeout_ms = self.busy_timeout_ms
         with self._lock:
             self._connections.append(connection)
         return connection
@@ -125,6 +130,9 @@ class SqliteDatabase(Database):
         if commits_each and not connection.in_transaction:
             raise ConfigurationError(AUTOCOMMIT_HELP)
         return SqliteTransaction(connection)
+
+    def shorten_waits(self, seconds: float) -> None:
+        self.busy_timeout_ms = int(seconds * 1000)
 
     def lock_migrations(self, transaction: Transaction) -> None:
         """BEGIN IMMEDIATE already keeps every other writer out."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobengine.model import Move
@@ -15,6 +15,7 @@ RUNNING, DRAINING, STOPPED, DEAD = "running", "draining", "stopped", "dead"
 LIVE = (RUNNING, DRAINING)
 ALIVE = "alive"  # how `jobengine workers` shows a running worker that beats
 ACTIVE_SQL = "('QUEUED', 'RUNNING', 'TO_CANCEL')"
+HELD_COLUMNS = "id, attempt, status, worker, type, max_attempts, heartbeat"
 
 
 @dataclass(frozen=True)
@@ -30,11 +31,18 @@ class WorkerRecord:
     state: str
     stopped_at: float | None = None
     request: str | None = None
+    types: list[str] = field(default_factory=list)  # the job types it serves
+    # What identifies its process for sure, whatever the clock or the host name does: the boot
+    # of the kernel, the process's start in clock ticks since that boot, its pid namespace.
+    boot_id: str | None = None
+    start_ticks: int | None = None
+    pid_namespace: str | None = None
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> WorkerRecord:
         values = dict(row)
         values["queues"] = json.loads(row["queues"])
+        values["types"] = json.loads(row.get("types") or "[]")
         return cls(**values)
 
 
@@ -46,7 +54,8 @@ class WorkerStore:
         with self.database.transaction() as transaction:
             transaction.execute(
                 "INSERT INTO workers (id, host, pid, started_at, heartbeat, queues, concurrency,"
-                " version, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " version, state, types, boot_id, start_ticks, pid_namespace)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.host,
@@ -57,21 +66,27 @@ class WorkerStore:
                     record.concurrency,
                     record.version,
                     record.state,
+                    json.dumps(record.types),
+                    record.boot_id,
+                    record.start_ticks,
+                    record.pid_namespace,
                 ),
             )
 
-    def beat(self, worker: str, now: float, state: str) -> str | None:
-        """Record a heartbeat for the worker and its active jobs; return a pending request."""
+    def beat(self, worker: str, now: float, state: str) -> Beat:
+        """Record a heartbeat for the worker and its active jobs; return a pending request
+        and the active jobs the database says it holds (rows as `reap` plans them)."""
         with self.database.transaction() as transaction:
             rows = transaction.execute(
                 "UPDATE workers SET heartbeat = ?, state = ? WHERE id = ? RETURNING request",
                 (now, state, worker),
             )
-            transaction.execute(
-                f"UPDATE jobs SET heartbeat = ? WHERE worker = ? AND status IN {ACTIVE_SQL}",
+            jobs = transaction.execute(
+                f"UPDATE jobs SET heartbeat = ? WHERE worker = ? AND status IN {ACTIVE_SQL}"
+                f" RETURNING {HELD_COLUMNS}",
                 (now, worker),
             )
-        return rows[0]["request"] if rows else None
+        return Beat(rows[0]["request"] if rows else None, bool(rows), jobs)
 
     def stop(self, worker: str, now: float) -> None:
         with self.database.transaction() as transaction:
@@ -201,7 +216,7 @@ def _held_jobs(
     silence = " AND (heartbeat IS NULL OR heartbeat < ?)" if silent_since is not None else ""
     params = (worker,) if silent_since is None else (worker, silent_since)
     return transaction.execute(
-        "SELECT id, attempt, status, worker, type, max_attempts, heartbeat FROM jobs"
+        f"SELECT {HELD_COLUMNS} FROM jobs"
         f" WHERE worker = ? AND status IN {ACTIVE_SQL}{silence} ORDER BY id",
         params,
     )
@@ -215,6 +230,16 @@ class Reaped:
     record: WorkerRecord | None
     declared: bool
     moves: list[Move]
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What a heartbeat learnt: a request for the worker, whether its row is still there, and
+    the active jobs the database gives it."""
+
+    request: str | None
+    registered: bool
+    jobs: list[dict[str, Any]]
 
 
 Plan = Callable[[WorkerRecord | None, list[dict[str, Any]]], list[Move]]
