@@ -6,12 +6,14 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from threading import Event
 from typing import Any
 
 from jobengine.errors import ConfigurationError, DatabaseUnavailable
 from jobengine.interrupts import shielded
 from jobengine.store.database import URL_HELP, Database, Row, Transaction
+from jobengine.store.wakeup import Wakeup
 
 BUSY_TIMEOUT_MS = 30_000
 AUTOCOMMIT_HELP = (
@@ -53,7 +55,7 @@ class SqliteDatabase(Database):
     dialect = "sqlite"
     # Without statistics SQLite would sort every PENDING row instead of reading the index.
     claim_hint = " INDEXED BY jobs_claim"
-    cancel_poll = 0.1  # no notifications between processes: read cancels often
+    cancel_poll = 1.0  # cancels also arrive as wake-ups (a socket per listening process)
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -68,6 +70,7 @@ class SqliteDatabase(Database):
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self.busy_timeout_ms = BUSY_TIMEOUT_MS
+        self.wakeup = Wakeup(self.path)
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -131,6 +134,12 @@ class SqliteDatabase(Database):
             raise ConfigurationError(AUTOCOMMIT_HELP)
         return SqliteTransaction(connection)
 
+    def notify(self, channel: str, payload: str = "") -> None:
+        self.wakeup.notify(channel, payload)
+
+    def listen(self, channel: str, on_notify: Callable[[str], None], stop: Event) -> None:
+        self.wakeup.listen(channel, on_notify, stop)
+
     def shorten_waits(self, seconds: float) -> None:
         self.busy_timeout_ms = int(seconds * 1000)
 
@@ -150,6 +159,7 @@ class SqliteDatabase(Database):
                     connection.close()
             self._connections.clear()
         self._local = threading.local()
+        self.wakeup.close()
 
 
 def _roll_back(connection: sqlite3.Connection) -> None:

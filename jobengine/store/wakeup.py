@@ -1,0 +1,213 @@
+"""Wake-ups between processes on one host for SQLite: a Unix datagram socket per listener.
+
+Each listening process binds a socket in a folder that belongs to the database file
+(`<database>.wakeup/`, or a folder under the system's temporary directory named by a hash of
+the file's real path when that path is too long for a socket). `notify` sends one datagram to
+every socket in the folder, after the writer's commit; it never blocks and never raises.
+Wake-ups are only a shortcut: a datagram can be dropped (a listener that is not reading, a
+folder that cannot be made), so workers keep polling as the fallback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import logging
+import os
+import secrets
+import select
+import socket
+import stat
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from threading import Event, Lock
+
+from jobengine.errors import ConfigurationError
+
+log = logging.getLogger("jobengine.store")
+
+SOCKET_PATH_LIMIT = 107  # bytes of a Unix socket path on Linux (108 with the final NUL)
+NAME_LENGTH = 24  # room kept for a listener's file name: "<pid>-<8 hex>.sock"
+SUFFIX = ".sock"
+SEPARATOR = "\0"  # between the channel and the payload in a datagram
+MAX_DATAGRAM = 8192  # PostgreSQL's NOTIFY payload limit, kept here too
+STOP_CHECK = 0.25  # seconds between looks at `stop` while nothing arrives
+HASHED_PREFIX = "jobengine-wakeup-"  # a folder under the shared temporary directory
+
+
+def wakeup_folder(database_path: str) -> Path:
+    """Where the listeners of this database file bind their sockets.
+
+    `<database>.wakeup/` beside the file (so processes that share the file share the folder,
+    whatever their temporary directory), or `<tmp>/jobengine-wakeup-<hash>/` when a socket
+    path there would exceed the limit. Every spelling of one file gives the same folder.
+    """
+    real = os.path.realpath(database_path)
+    beside = Path(real + ".wakeup")
+    if _fits(beside):
+        return beside
+    digest = hashlib.sha256(os.fsencode(real)).hexdigest()[:24]
+    hashed = Path(tempfile.gettempdir()) / f"{HASHED_PREFIX}{digest}"
+    if _fits(hashed):
+        return hashed
+    raise ConfigurationError(
+        f"no folder for wake-up sockets of {real!r}: even {str(hashed)!r} is too long for a "
+        f"socket path ({SOCKET_PATH_LIMIT} bytes); set TMPDIR to a shorter folder"
+    )
+
+
+def _fits(folder: Path) -> bool:
+    return len(os.fsencode(str(folder))) + 1 + NAME_LENGTH <= SOCKET_PATH_LIMIT
+
+
+class Wakeup:
+    """`notify` and `listen` for one SQLite database file, shaped like `Database`'s own."""
+
+    def __init__(self, database_path: str) -> None:
+        self.database_path = database_path
+        self._folder: Path | None = None
+        self._sender: socket.socket | None = None
+        self._lock = Lock()
+
+    @property
+    def folder(self) -> Path:
+        if self._folder is None:
+            self._folder = wakeup_folder(self.database_path)
+        return self._folder
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def notify(self, channel: str, payload: str = "") -> int:
+        """Send `payload` on `channel` to every listener of this database; return how many
+        sockets took it. Never blocks, never raises; removes sockets whose listener is gone."""
+        data = f"{channel}{SEPARATOR}{payload}".encode()[:MAX_DATAGRAM]
+        try:
+            entries = list(os.scandir(self.folder))
+        except (OSError, ConfigurationError):
+            return 0  # no folder: nobody has listened yet (or nobody can)
+        sender = self._socket()
+        if sender is None:
+            return 0
+        reached = 0
+        for entry in entries:
+            if entry.name.endswith(SUFFIX):
+                reached += self._send(sender, entry, data)
+        return reached
+
+    def _socket(self) -> socket.socket | None:
+        with self._lock:
+            if self._sender is None:
+                try:
+                    self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                    self._sender.setblocking(False)
+                except OSError as error:
+                    log.debug("no socket for wake-ups: %s", error)
+                    return None
+            return self._sender
+
+    def _send(self, sender: socket.socket, entry: os.DirEntry[str], data: bytes) -> int:
+        try:
+            before = entry.stat(follow_symlinks=False)
+            if not stat.S_ISSOCK(before.st_mode):
+                return 0
+            sender.sendto(data, entry.path)
+            return 1
+        except ConnectionRefusedError:  # a file left by a listener that died: nobody reads it
+            _remove_if_unchanged(entry.path, before)
+        except BlockingIOError:
+            pass  # its queue is full: that listener has wake-ups waiting already
+        except OSError as error:  # gone meanwhile, not ours to write, ...
+            if error.errno not in (errno.ENOENT, errno.ECONNREFUSED):
+                log.debug("wake-up to %s not sent: %s", entry.path, error)
+        return 0
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    def listen(self, channel: str, on_notify: Callable[[str], None], stop: Event) -> None:
+        """Call `on_notify(payload)` for each notification on `channel` until `stop` is set.
+
+        Calls `on_notify("")` once when listening starts (anything sent before was missed).
+        When the folder or the socket cannot be made, logs why and returns at once: the
+        caller's polling then finds the work, a little later.
+        """
+        try:
+            receiver, path = self._bind()
+        except (OSError, ConfigurationError) as error:
+            log.warning(
+                "wake-ups between processes are off for %s (%s); workers find new jobs by "
+                "polling instead",
+                self.database_path,
+                error,
+            )
+            return
+        try:
+            on_notify("")
+            while not stop.is_set():
+                readable, _, _ = select.select([receiver], [], [], STOP_CHECK)
+                if readable:
+                    for payload in _drain(receiver, channel):
+                        on_notify(payload)
+        finally:
+            receiver.close()
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _bind(self) -> tuple[socket.socket, Path]:
+        folder = self.folder
+        _make_folder(folder, private=folder.name.startswith(HASHED_PREFIX))
+        path = folder / f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+        receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            receiver.bind(str(path))
+            receiver.setblocking(False)
+        except OSError:
+            receiver.close()
+            raise
+        return receiver, path
+
+    def close(self) -> None:
+        """Close the socket `notify` sends from (a later `notify` opens another)."""
+        with self._lock:
+            if self._sender is not None:
+                self._sender.close()
+                self._sender = None
+
+    def __enter__(self) -> Wakeup:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
+
+
+def _make_folder(folder: Path, private: bool) -> None:
+    """Create the folder; one under the shared temporary directory must be ours alone."""
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=0o700 if private else 0o777)
+    facts = folder.lstat()
+    if not stat.S_ISDIR(facts.st_mode):
+        raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(folder))
+    if private and facts.st_uid != os.getuid():
+        raise PermissionError(errno.EPERM, "belongs to another user", str(folder))
+
+
+def _drain(receiver: socket.socket, channel: str) -> list[str]:
+    """Every datagram waiting, as the distinct payloads on `channel`, in arrival order."""
+    payloads: dict[str, None] = {}
+    while True:
+        try:
+            data = receiver.recv(MAX_DATAGRAM)
+        except (BlockingIOError, InterruptedError):
+            return list(payloads)
+        name, _, payload = data.decode(errors="replace").partition(SEPARATOR)
+        if name == channel:
+            payloads[payload] = None
+
+
+def _remove_if_unchanged(path: str, before: os.stat_result) -> None:
+    """Remove a dead listener's socket file, unless a new file took its name meanwhile."""
+    with contextlib.suppress(OSError):
+        now = os.lstat(path)
+        if (now.st_ino, now.st_dev) == (before.st_ino, before.st_dev):
+            os.unlink(path)
