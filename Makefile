@@ -24,8 +24,19 @@ lint: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 --timeout=300 tests
 
-bench: $(STAMP)
-	$(BIN)/python -m bench
+# The peers (PgQueuer, Procrastinate, Chancy, Huey) get a virtualenv of their own.
+PEERS := bench/.venv-peers
+PEERS_STAMP := $(PEERS)/.installed
+
+$(PEERS_STAMP): bench/peers/requirements.txt
+	$(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet --upgrade pip
+	$(PEERS)/bin/pip install --quiet -r bench/peers/requirements.txt
+	touch $(PEERS_STAMP)
+
+# `make bench` (15-25 minutes) or `make bench QUICK=1` (about 2): writes bench/RESULTS.md.
+bench: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python -m bench compare $(if $(filter 1 yes true,$(QUICK)),--quick)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,8 +1,10 @@
-"""`python -m bench [latency|throughput|claim|cancel|recovery]`: run the suite, print, save."""
+"""`python -m bench [latency|throughput|claim|cancel|recovery]`: run the suite, print, save;
+`python -m bench compare [--quick]`: jobengine side by side with its peers (bench/compare.py)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 
@@ -44,6 +46,12 @@ def parse(argv: list[str] | None = None) -> tuple[list[str], Options]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    arguments = sys.argv[1:] if argv is None else argv
+    if arguments[:1] == ["compare"]:
+        from bench import compare
+
+        compare.main(arguments[1:])
+        return
     names, options = parse(argv)
     started, machine_at_start = time.time(), machine()
     print(f"machine: {machine_at_start}", flush=True)

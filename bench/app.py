@@ -13,6 +13,13 @@ def make_engine(url: str | None = None) -> Engine:
     def noop() -> None:
         return None
 
+    @engine.job
+    def stamp(t: float) -> None:
+        """Record the seconds from its submit (`t`) to its start, for the latency benchmark."""
+        from bench.peers.common import record_stamp
+
+        record_stamp(t)
+
     return engine
 
 

@@ -18,11 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def worker_process(url: str, poll_interval: float, concurrency: int = 10) -> Iterator[int]:
-    """A worker process serving `url`; yields its pid once it has registered."""
+def worker_process(
+    url: str, poll_interval: float, concurrency: int = 10, log_file: str = ""
+) -> Iterator[int]:
+    """A worker process serving `url` (its own log in `log_file`, none if empty); yields its
+    pid once it has registered."""
     command = [sys.executable, "-m", "jobengine", "--app", "bench.app", "--database-url", url]
     command += ["worker", "--poll-interval", str(poll_interval)]
-    command += ["--concurrency", str(concurrency), "--log-file", ""]
+    command += ["--concurrency", str(concurrency), "--log-file", log_file]
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=output)
         try:

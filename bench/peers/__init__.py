@@ -1,0 +1,1 @@
+"""The systems compared by `python -m bench compare`: one driver per system, one protocol."""
