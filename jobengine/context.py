@@ -22,6 +22,7 @@ class StopKind(enum.StrEnum):
     TIMEOUT = "timeout"  # it ran past its timeout
     SHUTDOWN = "shutdown"  # its worker is stopping
     RECOVERED = "recovered"  # its worker was declared dead and the job given to others
+    FENCED = "fenced"  # its worker lost the database for dead_after: others take its jobs
 
 
 def current_job() -> JobContext | None:

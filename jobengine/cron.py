@@ -29,6 +29,7 @@ CRON_HELP = (
     "'30 2 * * *') or one of @hourly, @daily, @weekly, @monthly, @yearly"
 )
 ZONE_HELP = "use an IANA time zone name such as 'UTC', 'Europe/Berlin' or 'America/New_York'"
+LONGEST_INTERVAL = 36_500 * 86_400.0  # 100 years: fire times stay dates a calendar can show
 MAX_SKIPS = 1000  # candidates a cron iterator may return at or before `moment` (DST folds)
 UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 WORDS = {"d": "day", "h": "hour", "m": "minute", "s": "second"}
@@ -50,21 +51,38 @@ def time_zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 def interval_seconds(every: timedelta | float | int) -> float:
-    """An interval as whole seconds (at least 1), or InvalidSchedule naming the fix."""
+    """An interval as whole seconds (at least 1, at most 100 years), or InvalidSchedule."""
     if isinstance(every, timedelta):
         seconds = every.total_seconds()
     elif isinstance(every, int | float) and not isinstance(every, bool):
-        seconds = float(every)
+        try:
+            seconds = float(every)
+        except OverflowError:  # an int beyond any float
+            seconds = math.inf if every > 0 else -math.inf
     else:
         raise InvalidSchedule(
-            f"every={every!r} is not an interval; pass a timedelta or a number of seconds"
+            f"every={_short(every)} is not an interval; pass a timedelta or a number of seconds"
+        )
+    if seconds > LONGEST_INTERVAL:
+        raise InvalidSchedule(
+            f"every={_short(every)} is longer than 100 years ({format_duration(LONGEST_INTERVAL)});"
+            " give a shorter interval, or a cron expression such as '0 0 1 1 *' for once a year"
         )
     if not math.isfinite(seconds) or seconds < 1 or seconds != int(seconds):
         raise InvalidSchedule(
-            f"every={every!r} must be a whole number of seconds, at least 1 "
+            f"every={_short(every)} must be a whole number of seconds, at least 1 "
             "(e.g. timedelta(minutes=5) or 300)"
         )
     return seconds
+
+
+def _short(value: object) -> str:
+    """A value for a message: 20000 digits are not read, their count is."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for Python to write out
+        return "a number of more than 4300 digits"
+    return text if len(text) <= 32 else f"{text[:12]}... ({len(text)} characters)"
 
 
 def format_duration(seconds: float) -> str:

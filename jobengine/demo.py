@@ -1,39 +1,48 @@
-"""`python -m jobengine.demo`: a worker runs five example jobs on SQLite, shown as they end."""
+"""`make demo`: a worker, its scheduler and the dashboard on SQLite, with jobs to look at."""
 
 from __future__ import annotations
 
-import shutil
 import sys
 import threading
-import time
 from pathlib import Path
 
 from jobengine.context import JobContext
 from jobengine.engine import Engine
-from jobengine.model import Job, Status
+from jobengine.errors import ConfigurationError
 from jobengine.settings import Settings
+from jobengine.web import DashboardServer, WebConfig
+from jobengine.web.config import DEFAULT_PORT
 from jobengine.worker import Worker
 
 FOLDER = Path("demo-run")
-SCHEDULED_AHEAD = 10.0
-DEADLINE = 30.0
-POLL_INTERVAL = 0.5
+RECURRING_EVERY = 15
+SCHEDULE_INTERVAL = 5.0
+STOP_TIMEOUT = 15.0
 
 
-def build_engine(url: str) -> Engine:
-    """An engine with the demo's job types registered."""
+def build_engine(url: str, recurring_every: int = RECURRING_EVERY) -> Engine:
+    """An engine with the demo's job types and its recurring job registered."""
     engine = Engine(url)
 
     @engine.job
-    def greet(ctx: JobContext, name: str) -> dict[str, str]:
-        ctx.log.info("greeting %s", name)
-        return {"greeting": f"hello {name}"}
+    def follow_me(ctx: JobContext, steps: int = 300) -> str:
+        for step in range(1, steps + 1):
+            ctx.log.info("step %s of %s: copying block %s", step, steps, step * 4096)
+            ctx.progress(step / steps)
+            ctx.sleep(1.0)  # wakes at once on cancel
+        return "copied"
 
     @engine.job
-    def resize_disks(ctx: JobContext, steps: int) -> None:
-        for step in range(1, steps + 1):
-            ctx.sleep(0.5)  # wakes at once if the job is canceled
-            ctx.progress(step / steps, f"disk {step} of {steps} resized")
+    def loop_forever(ctx: JobContext) -> None:
+        round_number = 0
+        while True:
+            round_number += 1
+            ctx.log.info("still looping (round %s); press Cancel to stop me", round_number)
+            ctx.sleep(2.0)
+
+    @engine.job
+    def greet(ctx: JobContext, name: str) -> dict[str, str]:
+        return {"greeting": f"hello {name}"}
 
     @engine.job
     def check_capacity(ctx: JobContext) -> tuple[str, str, str]:
@@ -45,94 +54,101 @@ def build_engine(url: str) -> Engine:
         print(f"connecting to {server} ...")
         raise ConnectionError(f"{server} refused the connection")
 
-    @engine.job
-    def nightly_report(ctx: JobContext) -> str:
-        ctx.log.info("ran at its scheduled time")
+    @engine.recurring(every=recurring_every)
+    def heartbeat_report(ctx: JobContext) -> str:
+        ctx.log.info("the recurring job fired on time")
         return "SUCCESS"
 
     return engine
 
 
-def submit_examples(engine: Engine) -> list[int]:
-    return [
-        engine.submit("greet", name="world"),
-        engine.submit("resize_disks", steps=4),
-        engine.submit("check_capacity"),
-        engine.submit("provision", server="web-7"),
-        engine.submit("nightly_report", delay=SCHEDULED_AHEAD),
-    ]
-
-
 def fresh_database(folder: Path) -> str:
     """A new, empty SQLite file in `folder` (an earlier demo's file is removed)."""
-    folder.mkdir(exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("demo.db*"):
         old.unlink()
     return f"sqlite:///{folder / 'demo.db'}"
 
 
-def describe(engine: Engine, job: Job) -> str:
-    """The job's outcome and its own log, as the demo prints them."""
-    started = job.started_at or job.created_at
-    waited, took = started - job.created_at, (job.finished_at or started) - started
-    lines = [
-        f"job {job.id} {job.type}: {job.status}"
-        f" (started {waited:.1f} s after it was submitted, ran {took:.1f} s)"
-    ]
-    if job.result is not None:
-        lines.append(f"  result: {job.result}")
-    if job.output:
-        lines.append(f"  output: {job.output}")
-    if job.errors:
-        lines.append(f"  errors: {job.errors.splitlines()[0]}")
-    lines.append("  log:")
-    for line in engine.log(job.id):
-        for number, text in enumerate(line.text.splitlines()):
-            lines.append(f"    {line.level:<7} {text}" if number == 0 else f"            {text}")
-    return "\n".join(lines)
+def submit_examples(engine: Engine) -> dict[str, int]:
+    return {
+        "follow_me": engine.submit("follow_me"),
+        "loop_forever": engine.submit("loop_forever"),
+        "greet": engine.submit("greet", name="world"),
+        "check_capacity": engine.submit("check_capacity"),
+        "provision": engine.submit("provision", server="web-7"),
+        "later": engine.submit("greet", name="later", delay=60),
+    }
 
 
-def show_as_they_end(engine: Engine, ids: list[int], deadline: float) -> bool:
-    """Print each job when it ends; True if all ended before the (monotonic) deadline."""
-    waiting = list(ids)
-    while waiting and time.monotonic() < deadline:
-        for job_id in list(waiting):
-            job = engine.get(job_id)
-            if job.status.terminal:
-                print(describe(engine, job) + "\n", flush=True)
-                waiting.remove(job_id)
-        time.sleep(0.1)
-    return not waiting
+class Demo:
+    """The demo's parts: `start()` brings them up, `stop()` drains and closes them."""
+
+    def __init__(
+        self,
+        folder: Path = FOLDER,
+        port: int = DEFAULT_PORT,
+        recurring_every: int = RECURRING_EVERY,
+        schedule_interval: float = SCHEDULE_INTERVAL,
+    ) -> None:
+        self.database_url = fresh_database(folder)
+        self.engine = build_engine(self.database_url, recurring_every)
+        settings = Settings(
+            poll_interval=0.5, heartbeat_interval=2.0, schedule_interval=schedule_interval
+        )
+        self.worker = Worker(self.engine, settings)
+        self.thread = threading.Thread(target=self.worker.run, name="demo-worker", daemon=True)
+        try:
+            self.server = DashboardServer(self.engine, WebConfig(port=port))
+        except ConfigurationError:  # the port is taken: any free one will do
+            self.server = DashboardServer(self.engine, WebConfig(port=0))
+        self.jobs: dict[str, int] = {}
+        self.recurring_every = recurring_every
+
+    def start(self) -> Demo:
+        self.jobs = submit_examples(self.engine)
+        self.thread.start()
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.worker.stop()
+        self.worker.stop()  # a second stop: cancel running jobs now rather than wait for them
+        self.thread.join(STOP_TIMEOUT)
+        self.engine.close()
+
+    def announce(self) -> str:
+        url = self.server.url
+        return "\n".join(
+            [
+                f"jobengine demo: database {self.database_url}",
+                f"dashboard: {url}",
+                "",
+                "Three things to try:",
+                "  1. Watch a job's log grow:",
+                f"     {url}/jobs/{self.jobs['follow_me']}",
+                "  2. Press Cancel on the job that loops:",
+                f"     {url}/jobs/{self.jobs['loop_forever']}",
+                f"  3. See the recurring job fire (every {self.recurring_every} s):",
+                f"     {url}/schedules",
+                "",
+                "Ctrl-C stops the demo.",
+            ]
+        )
 
 
-def announce(url: str, ids: list[int]) -> None:
-    print(f"jobengine demo, database {url}")
-    print(f"submitted jobs {', '.join(map(str, ids))} (job {ids[-1]} {SCHEDULED_AHEAD:g} s ahead);")
-    print(f"a worker with 10 threads, polling every {POLL_INTERVAL:g} s, runs them.")
-    print("Each job is shown as it ends:\n", flush=True)
-
-
-def main(folder: Path = FOLDER) -> int:
-    url = fresh_database(folder)
-    engine = build_engine(url)
-    worker = Worker(engine, Settings(poll_interval=POLL_INTERVAL))
-    thread = threading.Thread(target=worker.run, name="demo-worker")
-    ids = submit_examples(engine)
-    announce(url, ids)
-    thread.start()
+def main(folder: Path = FOLDER, port: int = DEFAULT_PORT, run_for: float | None = None) -> int:
+    """Run the demo until Ctrl-C (or for `run_for` seconds, for a test)."""
+    demo = Demo(folder, port).start()
+    print(demo.announce(), flush=True)
     try:
-        finished = show_as_they_end(engine, ids, time.monotonic() + DEADLINE)
+        threading.Event().wait(run_for)  # Ctrl-C interrupts the wait
+    except KeyboardInterrupt:
+        print("\nstopping the demo ...", flush=True)
     finally:
-        worker.stop()
-        thread.join(DEADLINE)
-    counts = engine.store.jobs.count_by_status()
-    engine.close()
-    print("statuses: " + ", ".join(f"{status} {counts[status]}" for status in sorted(counts)))
-    command = shutil.which("jobengine") or f"{sys.executable} -m jobengine"
-    print(f"look around: {command} --database-url {url} jobs   (or show ID, log ID)")
-    if not finished:
-        print("some jobs did not end in time", file=sys.stderr)
-    return 0 if finished and Status.RUNNING not in counts else 1
+        demo.stop()
+    return 0
 
 
 if __name__ == "__main__":

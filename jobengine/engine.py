@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import os
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
-from jobengine.clock import Clock, SystemClock
+from jobengine.clock import Clock, DatabaseClock
 from jobengine.errors import (
     ConfigurationError,
     IllegalMove,
@@ -39,7 +39,7 @@ class Engine:
         self, url: str | None = None, *, clock: Clock | None = None, pool_size: int = 10
     ) -> None:
         self.url = url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or DatabaseClock(lambda: self.store.database.clock_offset())
         self.registry = Registry()
         self.pool_size = pool_size
         self._store: Store | None = None
@@ -142,19 +142,56 @@ class Engine:
         **kwargs: Any,
     ) -> int:
         """Validate and insert a PENDING job; return its id. Nothing is written on bad input."""
-        job_type = self.registry.get(type)
-        values = {**(arguments or {}), **kwargs}
-        new_job = NewJob(
-            type=type,
-            args=job_type.encode_arguments(values),
-            queue=queue or job_type.queue,
-            priority=job_type.priority if priority is None else _whole("priority", priority),
-            run_at=self._run_at(run_at, delay),
-            max_attempts=job_type.max_attempts if max_attempts is None else _attempts(max_attempts),
-            timeout=job_type.timeout if timeout is None else _seconds("timeout", timeout),
-            parent=parent,
-        )
+        options = _Options(run_at, delay, priority, queue, parent, timeout, max_attempts)
+        new_job = self._new_job(type, options, {**(arguments or {}), **kwargs})
         return self._insert_new(new_job, actor, connection)
+
+    def submit_many(
+        self,
+        type: str,
+        arguments: Iterable[dict[str, Any]],
+        /,
+        *,
+        run_at: datetime | float | None = None,
+        delay: timedelta | float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        parent: int | None = None,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        connection: Any = None,
+        actor: str = "api",
+    ) -> list[int]:
+        """Validate and insert one PENDING job per arguments dict, in one transaction (the
+        caller's with `connection`), with one wake-up; their ids in order. All or nothing."""
+        options = _Options(run_at, delay, priority, queue, parent, timeout, max_attempts)
+        template = self._new_job(type, options, None)
+        job_type = self.registry.get(type)
+        new_jobs = [
+            replace(template, args=job_type.encode_arguments(values)) for values in arguments
+        ]
+        if not new_jobs:
+            return []
+        ids = self.insert_many(new_jobs, actor, connection=connection)
+        return [job_id for job_id in ids if job_id is not None]
+
+    def _new_job(self, type: str, options: _Options, values: dict[str, Any] | None) -> NewJob:
+        """A checked job of `type` (arguments checked unless `values` is None)."""
+        job_type = self.registry.get(type)
+        return NewJob(
+            type=type,
+            args="{}" if values is None else job_type.encode_arguments(values),
+            queue=options.queue or job_type.queue,
+            priority=job_type.priority
+            if options.priority is None
+            else _whole("priority", options.priority),
+            run_at=self._run_at(options.run_at, options.delay),
+            max_attempts=job_type.max_attempts
+            if options.max_attempts is None
+            else _attempts(options.max_attempts),
+            timeout=job_type.timeout if options.timeout is None else _timeout(options.timeout),
+            parent=options.parent,
+        )
 
     def insert(
         self,
@@ -164,25 +201,37 @@ class Engine:
         transaction: Transaction | None = None,
         connection: Any = None,
     ) -> int | None:
-        """The one way in for every job (submit, rerun, schedules): insert a validated job and
-        wake workers once it commits. None if its (schedule, fire time) exists already.
+        """Insert one validated job (see insert_many); None if its (schedule, fire time) exists
+        already."""
+        return self.insert_many([new_job], actor, transaction=transaction, connection=connection)[0]
+
+    def insert_many(
+        self,
+        new_jobs: Sequence[NewJob],
+        actor: str,
+        *,
+        transaction: Transaction | None = None,
+        connection: Any = None,
+    ) -> list[int | None]:
+        """The one way in for every job (submit, submit_many, rerun, schedules): insert
+        validated jobs and wake workers once they commit.
 
         Inside `transaction` when given; inside the caller's own `connection` (whose commit is
         the caller's: its workers are woken at once); else in a transaction of its own.
         """
-        if new_job.timeout is not None and not 0 < new_job.timeout < math.inf:
-            raise ConfigurationError("timeout must be a positive number of seconds (or None)")
-        now = self.clock.now()
+        for new_job in new_jobs:
+            if new_job.timeout is not None and not 0 < new_job.timeout < math.inf:
+                raise ConfigurationError("timeout must be a positive number of seconds (or None)")
         database = self.store.database
         if transaction is None and connection is None:
             with database.transaction() as own:
-                return self.insert(new_job, actor, transaction=own)
+                return self.insert_many(new_jobs, actor, transaction=own)
         target = transaction or database.foreign_transaction(connection)
-        job_id = self.store.jobs.insert(target, new_job, now, actor)
+        ids = self.store.jobs.insert_many(target, new_jobs, self.clock.now(), actor)
         target.after_commit(self.wake_workers)
         if transaction is None:  # the caller commits: no way to learn when
             target.run_committed_callbacks()
-        return job_id
+        return ids
 
     def _insert_new(self, new_job: NewJob, actor: str, connection: Any = None) -> int:
         job_id = self.insert(new_job, actor, connection=connection)
@@ -202,21 +251,17 @@ class Engine:
                 )
             moment = run_at.timestamp()
         elif run_at is not None:
-            moment = _seconds("run_at", run_at)
+            moment = _number("run_at", run_at, "seconds since the epoch or an aware datetime")
         elif isinstance(delay, timedelta):
             moment = self.clock.now() + delay.total_seconds()
         else:
-            moment = self.clock.now() + _seconds("delay", delay or 0)
-        if not math.isfinite(moment):
-            raise ConfigurationError(
-                "run_at must be a finite time (seconds since the epoch or an aware datetime)"
-            )
-        return moment
+            moment = self.clock.now() + _number("delay", delay or 0, "a number of seconds")
+        return _in_time_range(moment)
 
     # -- observing and steering -----------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
-        job = self.store.jobs.get(job_id)
+        job = self.store.jobs.get(_whole("job id", job_id))
         if job is None:
             raise JobNotFound(f"no job has id {job_id}; list jobs with `jobengine jobs`")
         return job
@@ -242,7 +287,7 @@ class Engine:
         return self.store.jobs.events(job_id)
 
     def log(self, job_id: int, after: int = 0) -> LogLines:
-        return self.store.logs.read(job_id, after=after)
+        return self.store.logs.read(_whole("job id", job_id), after=_whole("after", after))
 
     def cancel(self, job_id: int, actor: str = "api", reason: str | None = None) -> Status:
         """Cancel a job: PENDING or QUEUED end CANCELED at once, RUNNING moves to TO_CANCEL."""
@@ -300,10 +345,33 @@ class Engine:
         return self._insert_new(new_job, actor)
 
 
+WHOLE_MIN, WHOLE_MAX = -(2**63), 2**63 - 1  # what an integer column holds on every backend
+LONGEST_TIMEOUT = 36_500 * 86_400.0  # 100 years
+LATEST_TIME = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC, the last moment a date can show
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The options of a submit that are the same for every job it makes."""
+
+    run_at: datetime | float | None
+    delay: timedelta | float | None
+    priority: int | None
+    queue: str | None
+    parent: int | None
+    timeout: float | None
+    max_attempts: int | None
+
+
 def _whole(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be a whole number, not {value!r}")
-    return value
+        raise ConfigurationError(f"{name} must be a whole number, not {_short(value)}")
+    if not WHOLE_MIN <= value <= WHOLE_MAX:
+        raise ConfigurationError(
+            f"{name}={_short(value)} does not fit a 64-bit integer; "
+            f"use a whole number from {WHOLE_MIN} to {WHOLE_MAX}"
+        )
+    return int(value)
 
 
 def _attempts(value: Any) -> int:
@@ -312,10 +380,48 @@ def _attempts(value: Any) -> int:
     return int(value)
 
 
-def _seconds(name: str, value: Any) -> float:
+def _number(name: str, value: Any, what: str) -> float:
+    """An int or float as a float (inf for an int beyond any float), or ConfigurationError."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be a number of seconds, not {value!r}")
-    return float(value)
+        raise ConfigurationError(f"{name} must be {what}, not {_short(value)}")
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
+def _timeout(value: Any) -> float:
+    seconds = _number("timeout", value, "a number of seconds")
+    if not 0 < seconds <= LONGEST_TIMEOUT:
+        raise ConfigurationError(
+            f"timeout must be a positive number of seconds, at most {LONGEST_TIMEOUT:.0f} "
+            f"(100 years), not {_short(value)}"
+        )
+    return seconds
+
+
+def _in_time_range(moment: float) -> float:
+    """`moment` (from run_at, or now + delay) if it lies between 1970 and 9999."""
+    if not math.isfinite(moment):
+        raise ConfigurationError(
+            f"run_at must be a finite time (seconds since the epoch or an aware datetime, or "
+            f"now plus a finite delay), not {moment!r}"
+        )
+    if not 0 <= moment <= LATEST_TIME:
+        raise ConfigurationError(
+            f"run_at lies before 1970-01-01 or after 9999-12-31 UTC ({moment:.0f} seconds since "
+            "the epoch); give a time or a delay that lands between them"
+        )
+    return moment
+
+
+def _short(value: Any) -> str:
+    """A value for a message: 20000 digits are not read, their count is."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for Python to write out
+        return "a number of more than 4300 digits"
+    return text if len(text) <= 32 else f"{text[:12]}... ({len(text)} characters)"
 
 
 def parse_status(value: Status | str) -> Status:

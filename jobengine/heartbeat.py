@@ -6,10 +6,11 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from importlib.metadata import version
 
 from jobengine import identity
+from jobengine.clock import Clock
 from jobengine.errors import DatabaseUnavailable
 from jobengine.reaper import Reaper, Steadiness
 from jobengine.registry import Registry
@@ -19,6 +20,7 @@ from jobengine.store.workers import DRAINING, RUNNING
 
 log = logging.getLogger("jobengine.worker")
 REAP_INTERVAL = 1.0  # how often every worker looks for dead peers (one indexed read)
+PROBE_INTERVAL = 2.0  # how often a silent worker asks whether it alone is cut off
 
 
 class Heartbeat:
@@ -30,18 +32,21 @@ class Heartbeat:
         registry: Registry,
         worker_id: str,
         settings: Settings,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         self.store, self.id, self.settings, self.clock = store, worker_id, settings, clock
         self.registry = registry
-        self.reaper = Reaper(store, registry, worker_id, settings.dead_after, clock)
+        self.reaper = Reaper(store, registry, worker_id, settings.dead_after, clock.now)
         # A beat later than two intervals means the database (or this process) stalled.
         self.steadiness = Steadiness(2 * settings.heartbeat_interval)
         self.next_beat = self.next_reap = 0.0
+        self.last_beat = time.monotonic()  # when the database last took a beat of this worker
+        self.isolated = False  # cut off from a database the other workers may still reach
+        self.next_probe = 0.0
 
     def register(self) -> None:
         """Write the worker's row, then recover what earlier workers of this host left."""
-        now, host = self.clock(), socket.gethostname()
+        now, host = self.clock.now(), socket.gethostname()
         me = identity.of_this_process()
         self.store.workers.register(
             WorkerRecord(
@@ -67,6 +72,7 @@ class Heartbeat:
             self.settings.concurrency,
         )
         self.steadiness.worked()
+        self.last_beat = time.monotonic()
         self.reaper.recover_earlier_workers(host, self.id)
 
     def beat(
@@ -81,12 +87,15 @@ class Heartbeat:
         if monotonic < self.next_beat and not force:
             return False, None
         state = DRAINING if draining else RUNNING
+        now = self.clock.now()
         try:
-            beat = self.store.workers.beat(self.id, self.clock(), state)
+            beat = self.store.workers.beat(self.id, now, state, time.time() - now)
         except DatabaseUnavailable:
             self.steadiness.failed()
             raise
         self.steadiness.worked()
+        self.last_beat = time.monotonic()
+        self.clock.measure()  # keep in step with the shared clock
         self.next_beat = monotonic + self.settings.heartbeat_interval  # only once it worked
         if held is not None:
             self.reaper.recover_unheld(self.id, beat.jobs, held)
@@ -94,6 +103,21 @@ class Heartbeat:
             self.store.workers.clear_request(self.id)
             log.info("worker %s asked to %s", self.id, beat.request)
         return True, beat.request
+
+    def fenced(self) -> bool:
+        """Whether the other workers may be taking this worker's jobs: no beat for dead_after,
+        and cut off alone (when the database refuses everyone, none of them can)."""
+        monotonic = time.monotonic()
+        if monotonic - self.last_beat < self.settings.dead_after:
+            return False
+        if monotonic >= self.next_probe:  # a connection attempt: not at every turn
+            self.isolated = self.store.database.isolated()
+            self.next_probe = time.monotonic() + PROBE_INTERVAL
+        return self.isolated
+
+    def silent_for(self) -> float:
+        """Seconds since the database last took this worker's beat."""
+        return time.monotonic() - self.last_beat
 
     def database_failed(self) -> None:
         """Something of this worker's failed to use the database: trust its view no longer."""
@@ -110,4 +134,4 @@ class Heartbeat:
             self.reaper.reap()
 
     def stop(self) -> None:
-        self.store.workers.stop(self.id, self.clock())
+        self.store.workers.stop(self.id, self.clock.now())

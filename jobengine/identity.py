@@ -20,9 +20,8 @@ class ProcessIdentity:
 
 def boot_id() -> str | None:
     """The kernel's id of this boot (changes at every reboot)."""
-    with contextlib.suppress(OSError):
-        with open("/proc/sys/kernel/random/boot_id") as file:
-            return file.read().strip()
+    with contextlib.suppress(OSError), open("/proc/sys/kernel/random/boot_id") as file:
+        return file.read().strip()
     return None
 
 

@@ -13,6 +13,7 @@ from jobengine.errors import DatabaseUnavailable
 from jobengine.model import LogLine
 from jobengine.settings import DEFAULT_LOG_CAP as DEFAULT_CAP
 
+LONGEST_LINE = 64 * 1024  # characters of printed text without a newline written as one line
 _sink = threading.local()
 log = logging.getLogger("jobengine.worker")
 
@@ -26,8 +27,32 @@ def clean_text(text: str) -> str:
     return text.replace("\x00", "\\x00") if "\x00" in text else text
 
 
+class PendingLine:
+    """The pieces of one unfinished printed line, joined only once, when it is taken."""
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []
+        self.length = 0
+
+    def add(self, piece: str) -> None:
+        if piece:
+            self.pieces.append(piece)
+            self.length += len(piece)
+
+    def take(self) -> str:
+        text = "".join(self.pieces)
+        self.pieces, self.length = [], 0
+        return text
+
+
 class JobLog:
-    """The log of one attempt of one job: lines go to a writer until the size cap is reached."""
+    """The log of one attempt of one job: lines go to a writer until the size cap is reached.
+
+    Printed text is gathered into lines at linear cost: the pieces of an unfinished line are
+    joined once, when its newline comes or as soon as they reach LONGEST_LINE characters; a
+    line longer than that is written in pieces of LONGEST_LINE, each counted against the cap
+    at once, so output without newlines is neither quadratic nor unbounded.
+    """
 
     def __init__(
         self,
@@ -46,8 +71,8 @@ class JobLog:
         )
         self.size = 0
         self.truncated = False
-        self.partial: dict[str, str] = {}
-        self.lock = threading.Lock()
+        self.pending: dict[str, PendingLine] = {}
+        self.lock = threading.RLock()
 
     def write(self, level: str, text: str) -> None:
         with self.lock:
@@ -61,18 +86,37 @@ class JobLog:
             self.emit(LogLine(self.job_id, self.attempt, self.clock(), level, text))
 
     def write_stream(self, stream: str, text: str) -> None:
-        """Collect printed text into whole lines."""
-        pending = self.partial.get(stream, "") + text
-        *lines, rest = pending.split("\n")
-        self.partial[stream] = rest
-        for line in lines:
-            self.write(stream, line)
+        """Collect printed text into lines (a line reaching LONGEST_LINE is written in pieces)."""
+        if self.truncated or not text:
+            return
+        with self.lock:
+            pending = self.pending.get(stream) or self.pending.setdefault(stream, PendingLine())
+            if "\n" in text:
+                *ended, text = text.split("\n")
+                for piece in ended:
+                    pending.add(piece)
+                    self._write_long(stream, pending.take())
+            pending.add(text)
+            if pending.length >= LONGEST_LINE:
+                unfinished = pending.take()
+                whole = len(unfinished) - len(unfinished) % LONGEST_LINE
+                self._write_long(stream, unfinished[:whole])
+                pending.add(unfinished[whole:])
+
+    def _write_long(self, stream: str, line: str) -> None:
+        """One line, or pieces of LONGEST_LINE characters if it is longer; none once capped."""
+        for start in range(0, max(len(line), 1), LONGEST_LINE):
+            if self.truncated:
+                return
+            self.write(stream, line[start : start + LONGEST_LINE])
 
     def close(self) -> None:
-        for stream, rest in list(self.partial.items()):
-            if rest:
-                self.write(stream, rest)
-        self.partial.clear()
+        """Write what is left of each unfinished line."""
+        with self.lock:
+            for stream, pending in self.pending.items():
+                if pending.length:
+                    self._write_long(stream, pending.take())
+            self.pending.clear()
 
 
 def current_log() -> JobLog | None:

@@ -81,10 +81,10 @@ def _decide(
         )
     if source is Status.TO_CANCEL and stop_kind in (StopKind.CANCEL, StopKind.SHUTDOWN, None):
         return Move(**guard, target=Status.CANCELED, verb="cancel", reason=reason, changes=ended)
-    lost = stop_kind in (StopKind.SHUTDOWN, StopKind.RECOVERED)
-    if source is Status.RUNNING and stop_kind != StopKind.CANCEL:
-        if may_retry(job.attempt, job.max_attempts, idempotent, lost):
-            return _retry(guard, job, now, reason or "stopped")
+    lost = stop_kind in (StopKind.SHUTDOWN, StopKind.RECOVERED, StopKind.FENCED)
+    retried = source is Status.RUNNING and stop_kind != StopKind.CANCEL
+    if retried and may_retry(job.attempt, job.max_attempts, idempotent, lost):
+        return _retry(guard, job, now, reason or "stopped")
     return Move(**guard, target=Status.FAILURE, verb="reap", reason=reason, changes=ended)
 
 
@@ -152,6 +152,8 @@ class Recorder:
             except DatabaseUnavailable:
                 with self.lock:
                     self.pending = records + self.pending
+                    if self.pending:
+                        self.has_work.set()  # kept records are tried again after the backoff
                 raise
         for record, move in zip(records, won, strict=True):
             record.on_done(move)

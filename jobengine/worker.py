@@ -66,12 +66,11 @@ class Worker:
         self.cancel_notice = threading.Event()
         self.recording_done = threading.Event()
         self.draining = False
+        self.fenced = False  # lost the database past dead_after: claims nothing
         self.exit_reason = "stopped"
         self.next_tick = self.next_cancel_poll = 0.0
         self.cancel_poll = self.store.database.cancel_poll
-        self.heartbeat = Heartbeat(
-            self.store, engine.registry, self.id, self.settings, self.clock.now
-        )
+        self.heartbeat = Heartbeat(self.store, engine.registry, self.id, self.settings, self.clock)
         engine.on_submit(self.wake.set)
 
     # -- claiming and starting ------------------------------------------------------------------
@@ -88,7 +87,7 @@ class Worker:
         """
         free = self.free_capacity() - len(self.unstarted)
         types = self.engine.registry.names()  # only jobs it can run: others wait for a worker
-        if free > 0 and types and not self.draining:
+        if free > 0 and types and not (self.draining or self.fenced):
             claimed = self.store.jobs.claim(
                 self.id, self.settings.queues, free, self.clock.now(), types
             )
@@ -243,9 +242,26 @@ class Worker:
             with self.lock:
                 active = list(self.running.values())
             try:
+                self.fence(active)
                 self.ladder.climb(active)
             except Exception:
                 log.exception("the cancel ladder failed a step; carrying on")
+
+    def fence(self, active: list[Running]) -> None:
+        """Past dead_after without a beat the others take this worker's jobs: stop them here
+        (so none runs on two hosts beyond the ladder's grace) and claim nothing until a beat
+        gets through again."""
+        self.fenced = self.heartbeat.fenced()
+        if not self.fenced:
+            return
+        reason = (
+            f"this worker lost the database for {self.heartbeat.silent_for():.0f} s; "
+            "its jobs were released to other workers"
+        )
+        for running in active:
+            if running.context.stop_kind is None:
+                log.error("job %s: %s", running.job.id, reason)
+                self.request_stop(running, StopKind.FENCED, reason)
 
     def _notified(self, payload: str) -> None:
         if payload in (CANCEL_NOTICE, ""):  # "" when the listener (re)connects: look at all

@@ -7,7 +7,9 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner, Result
@@ -86,7 +88,9 @@ def test_add_list_show_and_json(cli: CliRunnerCall, reader: Engine) -> None:
     shown = cli.ok("show", "eu", "--next", "10")
     fire_lines = shown.split("--- next 10 fire times ---")[1].split("--- latest runs ---")[0]
     assert fire_lines.count("02:30 CE") == 10
-    assert json.loads(cli.ok("show", "eu", "--json", "--next", "3"))["next_fire_times"][2] > 0
+    third = json.loads(cli.ok("show", "eu", "--json", "--next", "3"))["next_fire_times"][2]
+    in_berlin = datetime.fromisoformat(third).astimezone(ZoneInfo("Europe/Berlin"))
+    assert (in_berlin.hour, in_berlin.minute) == (2, 30)  # an RFC 3339 time, not epoch seconds
     assert schedule_count(reader) == 2
 
 

@@ -25,6 +25,8 @@ def test_three_processes_one_killed_fire_each_run_exactly_once(postgres_url: str
     killed_output = read_until_tick(victim, plan.ticks // 2 - 10)
     victim.send_signal(signal.SIGKILL)
     victim.wait(timeout=10)
+    assert victim.stdout is not None
+    victim.stdout.close()
     replacement = plan.start(restart=True)
     lived = [first, third, replacement]
     outputs = [process.communicate(timeout=60)[0] for process in lived]

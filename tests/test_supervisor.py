@@ -56,7 +56,7 @@ def test_run_help_shows_every_option_with_its_environment_variable_and_default()
         assert option.opts[0] in text
         assert f"env var: {option.envvar}" in text, option.opts[0]
         assert option.is_flag or "default:" in text.split(option.opts[0], 1)[1].split(" --")[0]
-    assert "[env var: JOBENGINE_WORKERS; default: 2; x>=1]" in text
+    assert "[env var: JOBENGINE_WORKERS; default: 2; 1<=x<=1000]" in text
     assert "--shutdown-timeout" in text and "--dead-after" in text
 
 

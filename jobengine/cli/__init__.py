@@ -12,6 +12,7 @@ import click
 
 from jobengine.engine import URL_VARIABLE, Engine
 from jobengine.errors import ConfigurationError, JobEngineError
+from jobengine.redaction import scrub
 from jobengine.store import DEFAULT_URL
 
 
@@ -22,16 +23,33 @@ class Group(click.Group):
         try:
             return super().invoke(context)
         except JobEngineError as error:
-            raise click.ClickException(str(error)) from None
+            raise click.ClickException(without_passwords(context, str(error))) from None
         except KeyboardInterrupt:
             raise click.Abort() from None
         except Exception as error:
             if not _is_database_error(error):
                 raise
-            raise click.ClickException(
+            message = (
                 f"the database refused the command ({type(error).__name__}: "
                 f"{' '.join(str(error).split())}); check `jobengine db status`"
-            ) from None
+            )
+            raise click.ClickException(without_passwords(context, message)) from None
+
+
+def database_urls(context: click.Context) -> list[str]:
+    """Every database URL this command may have used: its passwords must never be printed."""
+    urls = [os.environ.get(URL_VARIABLE) or ""]
+    lazy = context.find_root().obj
+    if isinstance(lazy, _LazyEngine):
+        urls.append(lazy.url or "")
+        if lazy._engine is not None:
+            urls.append(lazy._engine.url)
+    return [url for url in urls if url]
+
+
+def without_passwords(context: click.Context, text: str) -> str:
+    """`text` (a message made by other code, a driver's error) with those passwords hidden."""
+    return scrub(text, database_urls(context))
 
 
 def _is_database_error(error: Exception) -> bool:
@@ -127,9 +145,9 @@ def engine_of(context: click.Context) -> Engine:
 
 
 def _register() -> None:
-    from jobengine.cli import database, jobs, schedules, supervisor, worker
+    from jobengine.cli import database, jobs, schedules, supervisor, web, worker
 
-    for module in (database, jobs, schedules, supervisor, worker):
+    for module in (database, jobs, schedules, supervisor, worker, web):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from jobengine.cli import engine_of
+from jobengine.redaction import mask_url
 from jobengine.store import Database, migrations, open_database
 
 
@@ -41,7 +42,7 @@ def status(context: click.Context) -> None:
         applied, missing = migrations.status(database)
     finally:
         database.close()
-    click.echo(f"database: {engine_of(context).url}")
+    click.echo(f"database: {mask_url(engine_of(context).url)}")
     click.echo(f"applied: {', '.join(map(str, applied)) or 'none'}")
     click.echo(f"to apply: {', '.join(f'{m.version} ({m.name})' for m in missing) or 'none'}")
 

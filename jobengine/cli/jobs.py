@@ -3,62 +3,37 @@
 from __future__ import annotations
 
 import json
-import re
 import time
-from datetime import datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 import click
 
+from jobengine import representation
 from jobengine.cli import engine_of
-from jobengine.cli.output import print_json, print_table, when
+from jobengine.cli.output import (
+    duration,
+    moment_and_age,
+    print_json,
+    print_table,
+    when,
+    with_former_names,
+)
+from jobengine.cli.values import (
+    JOB_ID,
+    PRIORITY,
+    WHOLE_MAX,
+    WholeNumber,
+    parse_arguments,
+    parse_at,
+    parse_duration,
+)
 from jobengine.errors import ConfigurationError
+from jobengine.model import Job
 
-DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '10m', '1h30m', '2d' or plain seconds -> seconds."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    if not text or DURATION.sub("", text):
-        raise ConfigurationError(
-            f"duration {text!r} is not understood; write e.g. 30s, 10m, 1h30m or 2d"
-        )
-    return sum(float(n) * UNIT_SECONDS[unit] for n, unit in DURATION.findall(text))
-
-
-def parse_arguments(pairs: tuple[str, ...], json_text: str | None) -> dict[str, Any]:
-    arguments: dict[str, Any] = {}
-    if json_text:
-        try:
-            arguments = json.loads(json_text)
-        except json.JSONDecodeError as error:
-            raise ConfigurationError(f"--json is not valid JSON: {error}") from None
-        if not isinstance(arguments, dict):
-            raise ConfigurationError('--json must be a JSON object, e.g. \'{"server": "web-1"}\'')
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ConfigurationError(f"--arg {pair!r} must look like key=value")
-        try:
-            arguments[key] = json.loads(value)
-        except json.JSONDecodeError:
-            arguments[key] = value
-    return arguments
-
-
-def parse_at(text: str) -> float:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigurationError(
-            f"--at {text!r} is not an ISO time; write e.g. 2026-12-01T09:30 or "
-            "2026-12-01T09:30:00+01:00 (no offset means this machine's local time)"
-        ) from None
-    return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+TIME_FIELDS = ("run_at", "heartbeat", "fire_time")  # and every field named ..._at
+JSON_FIELDS = ("args", "result")
+TEXT_FIELDS = ("output", "errors")
+MOST_LISTED = 10_000  # jobs one `jobengine jobs` prints; --after pages through the rest
 
 
 @click.command()
@@ -80,7 +55,7 @@ def parse_at(text: str) -> float:
     metavar="ISO-TIME",
     help="Run at an ISO time; no offset means local time. [default: now]",
 )
-@click.option("--priority", type=int, help="Higher runs first. [default: the job type's]")
+@click.option("--priority", type=PRIORITY, help="Higher runs first. [default: the job type's]")
 @click.option("--queue", help="Queue to put it in. [default: the job type's]")
 @click.option(
     "--timeout", metavar="DURATION", help="Stop the job after this long. [default: the job type's]"
@@ -104,11 +79,11 @@ def submit(
     job_id = engine.submit(
         type,
         arguments=parse_arguments(pairs, json_text),
-        delay=parse_duration(delay) if delay else None,
+        delay=parse_duration(delay, "--in") if delay else None,
         run_at=parse_at(at) if at else None,
         priority=priority,
         queue=queue,
-        timeout=parse_duration(timeout) if timeout else None,
+        timeout=parse_duration(timeout, "--timeout") if timeout else None,
         actor="cli",
     )
     click.echo(job_id)
@@ -122,10 +97,14 @@ def submit(
     "--limit",
     default=50,
     show_default=True,
-    type=click.IntRange(min=0),
-    help="How many jobs at most.",
+    type=WholeNumber(0, MOST_LISTED, "limits"),
+    help=f"How many jobs at most, 0 to {MOST_LISTED}; page on with --after.",
 )
-@click.option("--after", type=int, help="Continue after this job id (the next page).")
+@click.option(
+    "--after",
+    type=WholeNumber(0, WHOLE_MAX, "job ids"),
+    help="Continue after this job id (the next page).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_jobs(
@@ -140,7 +119,7 @@ def list_jobs(
     """List jobs, newest first."""
     jobs = engine_of(context).list(list(statuses), type_, queue, limit, after)
     if as_json:
-        print_json([job.to_dict() for job in jobs])
+        print_json([with_former_names(representation.job(job)) for job in jobs])
         return
     print_table(
         ["id", "type", "queue", "status", "attempt", "created", "worker"],
@@ -160,7 +139,7 @@ def list_jobs(
 
 
 @click.command()
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show(context: click.Context, job_id: int, as_json: bool) -> None:
@@ -168,17 +147,17 @@ def show(context: click.Context, job_id: int, as_json: bool) -> None:
     engine = engine_of(context)
     job, events = engine.get(job_id), engine.events(job_id)
     if as_json:
-        print_json({**job.to_dict(), "events": [vars(event) for event in events]})
+        data = with_former_names(representation.job(job))
+        print_json({**data, "events": [representation.event(event) for event in events]})
         return
-    for name, value in job.to_dict().items():
-        if value is not None and name not in ("output", "errors"):
-            click.echo(f"{name:>20}: {json.dumps(value) if name in ('args', 'result') else value}")
-    for name in ("output", "errors"):
+    for name, value in job_facts(job, engine.clock.now()):
+        click.echo(f"{name:>20}: {value}")
+    for name in TEXT_FIELDS:
         if getattr(job, name):
             click.echo(f"--- {name} ---\n{getattr(job, name)}")
     click.echo("--- events ---")
     print_table(
-        ["time", "verb", "from", "to", "attempt", "actor", "reason"],
+        ["time (UTC)", "verb", "from", "to", "attempt", "actor", "reason"],
         [
             [
                 when(e.at),
@@ -194,8 +173,36 @@ def show(context: click.Context, job_id: int, as_json: bool) -> None:
     )
 
 
+def job_facts(job: Job, now: float) -> list[tuple[str, str]]:
+    """The lines of `show`: times as dates with their age, durations as durations."""
+    facts: list[tuple[str, str]] = []
+    for name, value in job.to_dict().items():
+        if value is None or name in TEXT_FIELDS or name == "max_attempts":
+            continue
+        if name in TIME_FIELDS or name.endswith("_at"):
+            facts.append((name, moment_and_age(value, now)))
+        elif name in JSON_FIELDS:
+            facts.append((name, json.dumps(value)))
+        elif name == "timeout":
+            facts.append((name, duration(value)))
+        elif name == "attempt":
+            facts.append((name, f"{value} of {job.max_attempts}"))
+        elif name == "progress":
+            facts.append((name, f"{value:.0%}"))
+        else:
+            facts.append((name, str(value)))
+    if job.started_at is not None:
+        if job.started_at >= job.run_at:
+            facts.append(("waited", duration(job.started_at - job.run_at)))
+        ended = job.finished_at if job.finished_at is not None else now
+        facts.append(
+            ("ran for" if job.finished_at else "running for", duration(ended - job.started_at))
+        )
+    return facts
+
+
 @click.command()
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--reason", help="Why, for the job's events.")
 @click.pass_context
 def cancel(context: click.Context, job_id: int, reason: str | None) -> None:
@@ -205,7 +212,7 @@ def cancel(context: click.Context, job_id: int, reason: str | None) -> None:
 
 
 @click.command()
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.pass_context
 def rerun(context: click.Context, job_id: int) -> None:
     """Run an ended job again as a new job; prints the new id."""
@@ -213,7 +220,7 @@ def rerun(context: click.Context, job_id: int) -> None:
 
 
 @click.command("log")
-@click.argument("job_id", type=int)
+@click.argument("job_id", type=JOB_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
 @click.option("--output", "-o", type=click.File("w"), help="Write the log to this file.")
 @click.pass_context

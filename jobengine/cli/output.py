@@ -1,20 +1,81 @@
-"""How commands print: a table on a terminal, plain columns in a pipe, JSON on request."""
+"""How commands print: a table on a terminal, plain columns in a pipe, JSON on request; times as
+dates with their zone and ages, durations as durations, never seconds since the epoch."""
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import click
 
+from jobengine.clock import utc_text
 
-def when(timestamp: float | None) -> str:
-    if timestamp is None:
+Data = dict[str, Any]
+# (seconds in the unit, its name), largest first; a duration shows its two largest units.
+UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
+# The names --json printed before it shared the HTTP API's representation: kept beside the
+# representation's own names so that scripts written against them go on working.
+FORMER_NAMES = {"arguments": "args", "every_seconds": "every", "description": "reading"}
+
+
+def utc(moment: float | None) -> str:
+    """'2026-12-01 09:21:58 UTC', '-' for no time; a stored time beyond any date says so."""
+    if moment is None:
         return "-"
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return utc_text(moment)
+    except (OverflowError, OSError, ValueError):
+        return "a time out of range (the row is damaged)"
+
+
+def when(moment: float | None) -> str:
+    """The compact form for table columns and log lines: '2026-12-01 09:21:58' (UTC)."""
+    return utc(moment).removesuffix(" UTC")
+
+
+def duration(seconds: float | None) -> str:
+    """'350 ms', '2.5 s', '42 s', '3 min 20 s', '1 h 2 min', '3 d 4 h'; '-' for none."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    seconds = abs(seconds)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 10:
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    whole = int(seconds)
+    for index, (size, name) in enumerate(UNITS[:-1]):
+        if whole >= size:
+            next_size, next_name = UNITS[index + 1]
+            rest = (whole % size) // next_size
+            return f"{whole // size} {name}" + (f" {rest} {next_name}" if rest else "")
+    return f"{whole} s"
+
+
+def age(moment: float | None, now: float) -> str:
+    """How far `moment` is from `now`: '3 s ago', 'in 2 min', 'now'; '-' for no time."""
+    if moment is None or not math.isfinite(moment):
+        return "-"
+    difference = moment - now
+    if abs(difference) < 0.5:
+        return "now"
+    return f"in {duration(difference)}" if difference > 0 else f"{duration(difference)} ago"
+
+
+def moment_and_age(moment: float | None, now: float) -> str:
+    """'2026-12-01 09:21:58 UTC (3 s ago)', or '-'."""
+    if moment is None:
+        return "-"
+    text = utc(moment)
+    return f"{text} ({age(moment, now)})" if text.endswith(" UTC") else text
+
+
+def with_former_names(data: Data) -> Data:
+    """A representation (jobengine.representation) with the former --json names added."""
+    former = {old: data[new] for new, old in FORMER_NAMES.items() if new in data}
+    return {**data, **former}
 
 
 def print_json(data: Any) -> None:

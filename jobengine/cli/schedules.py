@@ -2,47 +2,34 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 
+from jobengine import representation
 from jobengine.cli import engine_of
-from jobengine.cli.jobs import parse_arguments, parse_duration
-from jobengine.cli.output import print_json, print_table, when
-from jobengine.cron import MISSED_POLICIES, time_zone
+from jobengine.cli.output import print_json, print_table
+from jobengine.cli.schedule_views import (
+    DAMAGE,
+    EDIT_HINT,
+    LIST_HEADERS,
+    REMOVE_HINT,
+    as_data,
+    local,
+    print_schedule,
+    table_line,
+)
+from jobengine.cli.values import PRIORITY, parse_arguments, parse_duration
+from jobengine.cron import MISSED_POLICIES
+from jobengine.definitions import OVERLAP_POLICIES
 from jobengine.engine import Engine
 from jobengine.errors import ConfigurationError
 from jobengine.scheduler import recurrence_of
-from jobengine.definitions import OVERLAP_POLICIES
-from jobengine.store.schedules import Run, Schedule
+from jobengine.store.schedules import Schedule
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def local(moment: float | None, zone: str) -> str:
-    """A moment in the schedule's own time zone: '2026-03-29 03:00 CEST'."""
-    if moment is None:
-        return "-"
-    moment_in_zone = datetime.fromtimestamp(moment, time_zone(zone))
-    seconds = ":%S" if moment_in_zone.second else ""
-    return moment_in_zone.strftime(f"%Y-%m-%d %H:%M{seconds} %Z")
-
-
-def state(engine: Engine, schedule: Schedule) -> str:
-    if not schedule.enabled:
-        return "paused"
-    if schedule.next_fire_time is None:
-        return "ended"
-    return "OVERDUE" if engine.schedules.overdue(schedule) else "active"
-
-
-def describe_run(run: Run | None) -> str:
-    if run is None:
-        return "-"
-    return f"#{run.job_id} {run.status} {when(run.created_at)}"
+NEXT_COUNT = click.IntRange(0, 1000)  # fire times worked out one by one: a bounded number
 
 
 def definition_options(function: F) -> F:
@@ -57,7 +44,9 @@ def definition_options(function: F) -> F:
         click.option("--missed-window", metavar="DURATION", help="How far back 'all' reaches."),
         click.option("--overlap", type=click.Choice(OVERLAP_POLICIES), help="Overlap policy."),
         click.option("--queue", help="Queue of its jobs. [default: the job type's]"),
-        click.option("--priority", type=int, help="Priority of its jobs. [default: job type's]"),
+        click.option(
+            "--priority", type=PRIORITY, help="Priority of its jobs. [default: job type's]"
+        ),
     ]
     for decorator in reversed(decorators):
         function = decorator(function)
@@ -71,7 +60,12 @@ def timing_options(expression: str | None, every: str | None) -> dict[str, Any]:
     if expression is not None:
         options["expression"] = expression
     if every is not None:
-        options["every"] = parse_duration(every)
+        options["every"] = parse_duration(every, "--every")
+        if options["every"] < 1 or options["every"] != int(options["every"]):
+            raise ConfigurationError(
+                f"--every {every!r} is not a whole number of seconds, at least 1; "
+                "write e.g. 30s, 10m or 1h"
+            )
     return options
 
 
@@ -79,7 +73,7 @@ def policy_options(**values: Any) -> dict[str, Any]:
     """The options given on the command line (None means: not given)."""
     options = {key: value for key, value in values.items() if value is not None}
     if "missed_window" in options:
-        options["missed_window"] = parse_duration(options["missed_window"])
+        options["missed_window"] = parse_duration(options["missed_window"], "--missed-window")
     return options
 
 
@@ -89,47 +83,52 @@ def schedules() -> None:
 
 
 @schedules.command("list")
-@click.option("--next", "count", default=1, show_default=True, help="Next fire times to show.")
+@click.option(
+    "--next",
+    "count",
+    default=1,
+    show_default=True,
+    type=NEXT_COUNT,
+    help="Next fire times to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def list_schedules(context: click.Context, count: int, as_json: bool) -> None:
-    """List every schedule with its reading, next fire times and last run."""
+    """List every schedule with its reading, next fire times and last run; a schedule whose
+    row cannot be read is listed below the table with what is wrong with it."""
     engine = engine_of(context)
     rows, last_runs = engine.schedules.list(), engine.schedules.last_runs()
-    if as_json:
-        print_json([summary(engine, schedule, last_runs.get(schedule.name)) for schedule in rows])
-        return
-    table = []
-    for schedule in rows:
-        recurrence = recurrence_of(schedule)
-        upcoming = engine.schedules.upcoming(schedule, count)
-        table.append(
-            [
-                schedule.name,
-                schedule.type,
-                recurrence.text,
-                recurrence.describe(),
-                schedule.timezone,
-                state(engine, schedule),
-                ", ".join(local(moment, schedule.timezone) for moment in upcoming) or "-",
-                describe_run(last_runs.get(schedule.name)),
-                schedule.origin,
-            ]
-        )
-    headers = ["name", "type", "schedule", "reading", "zone", "state", "next", "last run"]
-    print_table([*headers, "origin"], table)
-
-
-def summary(engine: Engine, schedule: Schedule, last_run: Run | None) -> dict[str, Any]:
-    recurrence = recurrence_of(schedule)
-    return {
-        **schedule.to_dict(),
-        "schedule": recurrence.text,
-        "reading": recurrence.describe(),
-        "state": state(engine, schedule),
-        "next_fire_times": engine.schedules.upcoming(schedule, 5),
-        "last_run": last_run.to_dict() if last_run else None,
+    fixes = {
+        name: (problem, REMOVE_HINT) for name, problem in engine.schedules.unreadable().items()
     }
+    lines: list[Any] = []
+    for schedule in rows:
+        try:
+            last_run = last_runs.get(schedule.name)
+            lines.append(
+                as_data(engine, schedule, 5, last_run)
+                if as_json
+                else table_line(engine, schedule, count, last_run)
+            )
+        except DAMAGE as error:
+            fixes[schedule.name] = (f"{type(error).__name__}: {error}", EDIT_HINT)
+    if as_json:
+        damaged = [{"name": name, "problem": fixes[name][0]} for name in sorted(fixes)]
+        print_json(lines + damaged)
+        return
+    print_table(LIST_HEADERS, lines)
+    for name, (problem, hint) in sorted(fixes.items()):
+        click.echo(f"schedule {name} cannot be read ({problem}); {hint.format(name=name)}")
+
+
+def refuse_unreadable(engine: Engine, name: str) -> None:
+    """A clear error, not a traceback, for a command on a schedule whose row cannot be read."""
+    problem = engine.schedules.unreadable().get(name)
+    if problem:
+        raise ConfigurationError(
+            f"schedule {name} cannot be read ({problem}); remove it with "
+            f"`jobengine schedules remove {name}` and add it again"
+        )
 
 
 @schedules.command("add")
@@ -192,6 +191,7 @@ def edit(
 ) -> None:
     """Change schedule NAME; --json replaces its arguments, --arg sets one of them."""
     engine = engine_of(context)
+    refuse_unreadable(engine, name)
     changes = {**timing_options(expression, every), **policy_options(**policies)}
     if type_:
         changes["type"] = type_
@@ -209,7 +209,9 @@ def edit(
 @click.pass_context
 def pause(context: click.Context, name: str) -> None:
     """Stop firing schedule NAME until it is resumed."""
-    engine_of(context).schedules.pause(name)
+    engine = engine_of(context)
+    refuse_unreadable(engine, name)
+    engine.schedules.pause(name)
     click.echo(f"paused schedule {name}")
 
 
@@ -218,7 +220,9 @@ def pause(context: click.Context, name: str) -> None:
 @click.pass_context
 def resume(context: click.Context, name: str) -> None:
     """Fire schedule NAME again, from its next fire time on."""
-    schedule = engine_of(context).schedules.resume(name)
+    engine = engine_of(context)
+    refuse_unreadable(engine, name)
+    schedule = engine.schedules.resume(name)
     click.echo(f"resumed schedule {name}: {next_line(schedule)}")
 
 
@@ -228,7 +232,8 @@ def resume(context: click.Context, name: str) -> None:
 def remove(context: click.Context, name: str) -> None:
     """Delete schedule NAME (its past jobs stay)."""
     engine = engine_of(context)
-    origin = engine.schedules.get(name).origin
+    unreadable = name in engine.schedules.unreadable()
+    origin = None if unreadable else engine.schedules.get(name).origin
     engine.schedules.remove(name)
     click.echo(f"removed schedule {name}")
     if origin == "code":
@@ -243,51 +248,41 @@ def remove(context: click.Context, name: str) -> None:
 @click.pass_context
 def run_now(context: click.Context, name: str) -> None:
     """Run schedule NAME once now, outside its timetable; prints the job id."""
-    click.echo(engine_of(context).schedules.run_now(name, actor="cli"))
+    engine = engine_of(context)
+    refuse_unreadable(engine, name)
+    click.echo(engine.schedules.run_now(name, actor="cli"))
 
 
 @schedules.command("show")
 @click.argument("name")
-@click.option("--next", "count", default=10, show_default=True, help="Next fire times to show.")
+@click.option(
+    "--next",
+    "count",
+    default=10,
+    show_default=True,
+    type=NEXT_COUNT,
+    help="Next fire times to show.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def show(context: click.Context, name: str, count: int, as_json: bool) -> None:
     """Show schedule NAME, its next fire times and its latest runs."""
     engine = engine_of(context)
+    refuse_unreadable(engine, name)
     schedule = engine.schedules.get(name)
-    upcoming = engine.schedules.next_fire_times(name, count)
     runs = engine.schedules.runs(name, 10)
     if as_json:
-        data = summary(engine, schedule, runs[0] if runs else None)
-        data.update(next_fire_times=upcoming, runs=[run.to_dict() for run in runs])
-        print_json(data)
+        try:
+            data = as_data(engine, schedule, count, runs[0] if runs else None)
+        except DAMAGE as error:
+            raise ConfigurationError(
+                f"schedule {name} cannot be shown ({type(error).__name__}: {error}); change "
+                f"it with `jobengine schedules edit {name}` or remove it"
+            ) from None
+        print_json({**data, "runs": [representation.run(run) for run in runs]})
         return
-    recurrence = recurrence_of(schedule)
-    facts = {
-        "schedule": f"{recurrence.text} ({recurrence.describe()})",
-        "zone": schedule.timezone,
-        "state": state(engine, schedule),
-        "arguments": json.dumps(schedule.args, sort_keys=True),
-        "last fire time": local(schedule.last_fire_time, schedule.timezone),
-    }
-    for key in ("type", "missed", "missed_window", "overlap", "queue", "priority", "origin"):
-        facts[key] = str(getattr(schedule, key)) if getattr(schedule, key) is not None else "-"
-    for key, value in facts.items():
-        click.echo(f"{key:>16}: {value}")
-    click.echo(f"--- next {len(upcoming)} fire times ---")
-    print_table(["local", "UTC"], [[local(t, schedule.timezone), when(t)] for t in upcoming])
-    click.echo("--- latest runs ---")
-    print_table(
-        ["job", "status", "fire time", "created", "finished"],
-        [
-            [r.job_id, r.status, fired(r, schedule), when(r.created_at), when(r.finished_at)]
-            for r in runs
-        ],
-    )
-
-
-def fired(run: Run, schedule: Schedule) -> str:
-    return local(run.fire_time, schedule.timezone) if run.fire_time is not None else "by hand"
+    upcoming = engine.schedules.next_fire_times(name, count)
+    print_schedule(engine, schedule, upcoming, runs)
 
 
 COMMANDS: list[click.Command] = [schedules]

@@ -12,14 +12,17 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from jobengine.cli import engine_of, env_option
-from jobengine.cli.worker import setup_logging
+from jobengine.cli import database_urls, engine_of, env_option
+from jobengine.cli.values import Seconds
+from jobengine.cli.web import dashboard_from_environment
+from jobengine.cli.worker import check_intervals, setup_logging
 from jobengine.cli.worker import worker as worker_command
-from jobengine.engine import URL_VARIABLE
+from jobengine.engine import URL_VARIABLE, Engine
 from jobengine.supervisor import Supervisor, SupervisorSettings
 from jobengine.watch import WorkerWatch
 
 DEFAULTS = SupervisorSettings()
+MOST_WORKERS = 1000
 # Every option of `jobengine worker`, with its environment variable and default, passed on.
 WORKER_OPTIONS = [
     copy.copy(param) for param in worker_command.params if isinstance(param, click.Option)
@@ -38,11 +41,12 @@ log = logging.getLogger("jobengine.supervisor")
     "--workers",
     "Worker processes to keep running on this host.",
     default=DEFAULTS.workers,
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MOST_WORKERS),
 )
 @env_option(
     "--web",
-    "Also serve the dashboard (not available yet: a warning, then workers only). [default: off]",
+    "Also serve the dashboard in the supervisor process (JOBENGINE_WEB_HOST, _PORT,"
+    " _PASSWORD, _TOKENS as for `jobengine web`). [default: off]",
     is_flag=True,
     default=False,
 )
@@ -51,20 +55,20 @@ log = logging.getLogger("jobengine.supervisor")
     "Seconds before restarting a worker that died; doubles each time it dies again within "
     "10 s of its start.",
     default=DEFAULTS.restart_delay,
-    type=float,
+    type=Seconds(zero_allowed=True),
 )
 @env_option(
     "--restart-delay-max",
     "The longest wait before restarting a worker that keeps dying.",
     default=DEFAULTS.restart_delay_max,
-    type=float,
+    type=Seconds(),
 )
 @env_option(
     "--ready-timeout",
     "Seconds a replacement gets to register during a rolling restart (SIGHUP); if it does "
     "not, the old worker is kept and the rolling restart stops.",
     default=DEFAULTS.ready_timeout,
-    type=float,
+    type=Seconds(),
 )
 @click.pass_context
 def run(
@@ -85,9 +89,13 @@ def run(
     third kills them. SIGHUP: the workers are replaced one by one, each old one draining only
     once its replacement has registered. The other options are passed to every worker.
     """
-    setup_logging(worker_options["log_file"] or None, worker_options["log_level"].upper())
-    if web:
-        log.warning("--web: the dashboard is not available yet; running the workers only")
+    check_intervals(worker_options)
+    check_restart_delays(restart_delay, restart_delay_max)
+    setup_logging(
+        worker_options["log_file"] or None,
+        worker_options["log_level"].upper(),
+        database_urls(context),
+    )
     engine = engine_of(context)  # fails now, not in every worker, if the app cannot load
     settings = SupervisorSettings(
         workers=workers,
@@ -102,7 +110,28 @@ def run(
         worker_environment(context),
         WorkerWatch(engine, worker_options["dead_after"]),
     )
-    context.exit(supervisor.run())
+    context.exit(supervise(supervisor, engine, web))
+
+
+def check_restart_delays(first: float, longest: float) -> None:
+    if longest < first:
+        raise click.BadParameter(
+            f"{longest:g} s is shorter than --restart-delay ({first:g} s); "
+            "give a longest wait at least as long as the first",
+            param_hint="'--restart-delay-max'",
+        )
+
+
+def supervise(supervisor: Supervisor, engine: Engine, web: bool) -> int:
+    """Run the supervisor until it stops, with the dashboard beside it when asked."""
+    dashboard = dashboard_from_environment(engine).start() if web else None
+    if dashboard is not None:
+        log.info("dashboard on %s", dashboard.url)
+    try:
+        return supervisor.run()
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
 
 
 run.params.extend(WORKER_OPTIONS)

@@ -7,28 +7,54 @@ import logging.handlers
 import os
 import signal
 import sys
-import time
+from collections.abc import Sequence
 from types import FrameType
+from typing import Any
 
 import click
 
-from jobengine import joblog
-from jobengine.cli import engine_of, env_option
-from jobengine.cli.output import print_json, print_table
+from jobengine import joblog, representation
+from jobengine.cli import database_urls, engine_of, env_option
+from jobengine.cli.output import age, duration, print_json, print_table, utc
+from jobengine.cli.values import Seconds
+from jobengine.errors import ConfigurationError
+from jobengine.redaction import scrub
 from jobengine.settings import Settings
 from jobengine.worker import Worker
 
 DEFAULTS = Settings()
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+MOST_THREADS = 10_000
 
 
-def setup_logging(log_file: str | None, level: str = "INFO") -> None:
-    """The worker's own log: one line per move, to stderr and a rotating file."""
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+class PasswordFreeFormatter(logging.Formatter):
+    """Formats a log line (and its traceback) with the passwords of the database URLs hidden."""
+
+    def __init__(self, format_text: str, urls: Sequence[str]) -> None:
+        super().__init__(format_text)
+        self.urls = list(urls)
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record), self.urls)
+
+
+def setup_logging(log_file: str | None, level: str = "INFO", urls: Sequence[str] = ()) -> None:
+    """The worker's own log: one line per move, to stderr and a rotating file; no password of
+    `urls` ever appears in it, whoever wrote the message."""
+    formatter = PasswordFreeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", urls)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
-        handlers.append(
-            logging.handlers.RotatingFileHandler(log_file, maxBytes=10 * 1024 * 1024, backupCount=5)
-        )
+        try:
+            handlers.append(
+                logging.handlers.RotatingFileHandler(
+                    log_file, maxBytes=10 * 1024 * 1024, backupCount=5
+                )
+            )
+        except OSError as error:
+            raise ConfigurationError(
+                f"--log-file {log_file!r} cannot be written ({error.strerror or error}); "
+                "point it at a file in a writable folder, or pass --log-file '' for none"
+            ) from None
     root = logging.getLogger()
     root.setLevel(level)
     for handler in handlers:
@@ -37,53 +63,75 @@ def setup_logging(log_file: str | None, level: str = "INFO") -> None:
         root.addHandler(handler)
 
 
+def check_intervals(values: dict[str, Any]) -> None:
+    """What each option cannot say alone: a worker must beat more often than it is declared
+    dead, or every peer would reap it between two of its own heartbeats."""
+    if values["dead_after"] <= values["heartbeat_interval"]:
+        raise click.BadParameter(
+            f"{values['dead_after']:g} s is not longer than --heartbeat-interval "
+            f"({values['heartbeat_interval']:g} s); give at least three heartbeats, e.g. "
+            f"--dead-after {max(3 * values['heartbeat_interval'], DEFAULTS.dead_after):g}",
+            param_hint="'--dead-after'",
+        )
+
+
 @click.command("worker")
-@env_option("--concurrency", "Jobs run at once (threads).", default=DEFAULTS.concurrency, type=int)
+@env_option(
+    "--concurrency",
+    "Jobs run at once (threads).",
+    default=DEFAULTS.concurrency,
+    type=click.IntRange(1, MOST_THREADS),
+)
 @env_option("--queues", "Comma-separated queues to serve.", default="", show_default="all")
 @env_option(
     "--poll-interval",
     "Seconds between checks for due jobs.",
     default=DEFAULTS.poll_interval,
-    type=float,
+    type=Seconds(),
 )
 @env_option(
     "--shutdown-timeout",
     "Seconds running jobs get to finish on SIGTERM.",
     default=DEFAULTS.shutdown_timeout,
-    type=float,
+    type=Seconds(),
 )
 @env_option(
     "--cancel-grace",
     "Seconds between the cancel flag and an exception in the job.",
     default=DEFAULTS.cancel_grace,
-    type=float,
+    type=Seconds(zero_allowed=True),
 )
 @env_option(
     "--kill-grace",
     "Seconds a process-isolated job gets, from its cancel or timeout, before SIGKILL.",
     default=DEFAULTS.kill_grace,
-    type=float,
+    type=Seconds(zero_allowed=True),
 )
 @env_option(
     "--heartbeat-interval",
     "Seconds between heartbeats.",
     default=DEFAULTS.heartbeat_interval,
-    type=float,
+    type=Seconds(),
 )
 @env_option(
     "--dead-after",
-    "Seconds of silence after which a worker is declared dead.",
+    "Seconds of silence after which a worker is declared dead; more than the heartbeat interval.",
     default=DEFAULTS.dead_after,
-    type=float,
+    type=Seconds(),
 )
 @env_option(
     "--schedule-interval",
     "Seconds between ticks of the recurring schedules.",
     default=DEFAULTS.schedule_interval,
-    type=float,
+    type=Seconds(),
 )
 @env_option("--log-file", "The worker's own log file ('' for none).", default="jobengine.log")
-@env_option("--log-level", "The worker's own log level.", default="INFO")
+@env_option(
+    "--log-level",
+    "The worker's own log level.",
+    default="INFO",
+    type=click.Choice(LEVELS, case_sensitive=False),
+)
 @click.pass_context
 def worker(
     context: click.Context,
@@ -100,6 +148,7 @@ def worker(
     log_level: str,
 ) -> None:
     """Claim and run jobs until SIGTERM or SIGINT (a second signal stops waiting)."""
+    check_intervals({"dead_after": dead_after, "heartbeat_interval": heartbeat_interval})
     engine = engine_of(context)
     settings = Settings(
         concurrency=concurrency,
@@ -112,7 +161,7 @@ def worker(
         kill_grace=kill_grace,
         schedule_interval=schedule_interval,
     )
-    setup_logging(log_file or None, log_level.upper())
+    setup_logging(log_file or None, log_level.upper(), database_urls(context))
     instance = Worker(engine, settings)
 
     def on_signal(number: int, frame: FrameType | None) -> None:
@@ -132,43 +181,36 @@ def worker(
     "--dead-after",
     "Seconds of silence after which a worker shows as dead.",
     default=DEFAULTS.dead_after,
-    type=float,
+    type=Seconds(),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def workers(context: click.Context, everything: bool, dead_after: float, as_json: bool) -> None:
-    """List workers: host, pid, age, heartbeat age, running jobs and state.
+    """List workers: host, pid, start time, age, last heartbeat, running jobs, state, and the
+    job types each serves.
 
     States: alive, draining (finishing its jobs before it stops), dead (declared dead, or
     silent for longer than --dead-after), stopped (exited cleanly).
     """
     engine = engine_of(context)
-    lines = engine.store.workers.overview(time.time(), dead_after, include_stopped=everything)
+    now = engine.clock.now()
+    lines = engine.store.workers.overview(now, dead_after, include_stopped=everything)
     if as_json:
-        print_json(
-            [
-                {
-                    **vars(line.record),
-                    "running_jobs": line.running_jobs,
-                    "age": line.age,
-                    "heartbeat_age": line.heartbeat_age,
-                    "state": line.state,
-                }
-                for line in lines
-            ]
-        )
+        print_json([{"types": line.record.types, **representation.worker(line)} for line in lines])
         return
     print_table(
-        ["id", "host", "pid", "age", "heartbeat age", "running", "state"],
+        ["id", "host", "pid", "started", "age", "heartbeat", "running", "state", "types"],
         [
             [
                 line.record.id,
                 line.record.host,
                 line.record.pid,
-                f"{line.age:.0f} s",
-                f"{line.heartbeat_age:.1f} s",
+                utc(line.record.started_at),
+                duration(line.age),
+                age(line.record.heartbeat, now),
                 line.running_jobs,
                 line.state,
+                ", ".join(line.record.types) or "-",
             ]
             for line in lines
         ],

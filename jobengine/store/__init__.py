@@ -15,7 +15,8 @@ from jobengine.store.workers import WorkerRecord, WorkerStore
 def open_database(url: str, pool_size: int = 10) -> Database:
     """Open the backend a URL names, or raise ConfigurationError naming the fix."""
     if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"database URL {url!r} is not a URL; {URL_HELP}")
+        shown = describe(url) if isinstance(url, str) else repr(url)
+        raise ConfigurationError(f"database URL {shown!r} is not a URL; {URL_HELP}")
     scheme = url.split("://", 1)[0].lower()
     if scheme == "sqlite":
         from jobengine.store.sqlite import SqliteDatabase

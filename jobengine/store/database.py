@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import re
 from collections.abc import Callable, Sequence
 from threading import Event
 from typing import Any
-from urllib.parse import urlsplit
+
+from jobengine.redaction import mask_url
 
 Row = dict[str, Any]
 Statement = tuple[str, Sequence[Any]]
@@ -103,6 +103,17 @@ class Database(abc.ABC):
         """Whether a table of that name exists in the engine's schema."""
 
     @abc.abstractmethod
+    def clock_offset(self) -> float:
+        """The clock every process judges by (seconds since the epoch) minus this process's
+        time.monotonic() (see clock.DatabaseClock)."""
+
+    @abc.abstractmethod
+    def isolated(self) -> bool:
+        """Whether this process is cut off from a database that others may still reach (a cut
+        link, a dropped route): then its peers may be taking its jobs. Not when the server
+        refuses everyone, nor when it answers again."""
+
+    @abc.abstractmethod
     def shorten_waits(self, seconds: float) -> None:
         """From now on give up waiting for the database (a lock, a connection) after `seconds`:
         a worker that is shutting down must not wait for an absent database."""
@@ -128,12 +139,4 @@ class Database(abc.ABC):
 
 def describe(url: str) -> str:
     """The URL with any password hidden, for messages and logs (even when it is malformed)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    if password:
-        netloc = parts.netloc.replace(f":{password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    return mask_url(url)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from threading import Event
 from typing import Any
 
 from jobengine.errors import ConfigurationError, DatabaseUnavailable
 from jobengine.interrupts import shielded
+from jobengine.redaction import scrub
 from jobengine.store.database import Database, Row, Statement, Transaction, describe
 
 try:
@@ -24,6 +26,9 @@ CONNECT_TIMEOUT = 5
 # How long a transaction waits for a pooled connection before the database counts as
 # unavailable: transactions are short, so a longer wait means the server cannot be reached.
 POOL_WAIT = 3.0
+# What the server (or the kernel of its host) answers when it serves no one at all.
+SERVER_REFUSES = ("connection refused", "shutting down", "starting up", "in recovery mode")
+SERVER_DOWN_STATES = frozenset({"57P01", "57P02", "57P03"})
 MIGRATION_LOCK = 7_364_111  # advisory lock key that serialises schema changes
 
 
@@ -36,7 +41,7 @@ def _check_url(url: str) -> None:
     try:
         parameters = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as error:
-        reason = str(error).strip().replace(url, describe(url))  # never print a password
+        reason = scrub(str(error).strip(), [url])  # never print a password
         raise ConfigurationError(
             f"database URL {describe(url)!r} is malformed: {reason}; "
             "write it as postgresql://user:password@host:5432/database"
@@ -128,7 +133,8 @@ class PostgresDatabase(Database):
         try:
             psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT).close()
         except psycopg.Error as error:
-            reason = " ".join(line.strip() for line in str(error).splitlines()) or repr(error)
+            text = " ".join(line.strip() for line in str(error).splitlines()) or repr(error)
+            reason = scrub(text, [self.url])
             raise DatabaseUnavailable(
                 f"cannot connect to PostgreSQL at {describe(self.url)!r}: {reason}; "
                 "check that the server is running and the URL's host, port, user and database"
@@ -144,7 +150,7 @@ class PostgresDatabase(Database):
                     transaction = PostgresTransaction(connection)
                     yield transaction
             except (psycopg.OperationalError, PoolTimeout) as error:
-                message = f"PostgreSQL at {describe(self.url)!r}: {error}"
+                message = f"PostgreSQL at {describe(self.url)!r}: {scrub(str(error), [self.url])}"
                 raise DatabaseUnavailable(message) from error
             transaction.run_committed_callbacks()
 
@@ -169,6 +175,29 @@ class PostgresDatabase(Database):
     def notify_on_commit(self, transaction: Transaction, channel: str, payload: str) -> None:
         """NOTIFY is transactional: sent inside, delivered at the commit, in the same trip."""
         transaction.execute("SELECT pg_notify(?, ?)", (channel, payload))
+
+    def clock_offset(self) -> float:
+        """The server's clock, shared by every host, read at the middle of the quickest of
+        three round trips."""
+        readings = []
+        with self.transaction(write=False) as transaction:
+            for _ in range(3):
+                before = time.monotonic()
+                rows = transaction.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp()) AS now")
+                after = time.monotonic()
+                readings.append((after - before, float(rows[0]["now"]) - (before + after) / 2))
+        return min(readings)[1]
+
+    def isolated(self) -> bool:
+        """A timeout or an unreachable network may be this host's alone; a server that refuses
+        (stopped, starting, shutting down) refuses every host, and one that answers is back."""
+        try:
+            psycopg.connect(self.url, connect_timeout=1).close()
+        except psycopg.OperationalError as error:
+            text = str(error).lower()
+            refused = any(words in text for words in SERVER_REFUSES)
+            return not (refused or getattr(error, "sqlstate", None) in SERVER_DOWN_STATES)
+        return False
 
     def shorten_waits(self, seconds: float) -> None:
         self.pool.timeout = seconds
@@ -198,7 +227,8 @@ class PostgresDatabase(Database):
                         for notify in connection.notifies(timeout=0.5):
                             on_notify(notify.payload)
             except psycopg.Error as error:
-                log.warning("listen on %s lost (%s); polling until it returns", channel, error)
+                reason = scrub(str(error), [self.url])
+                log.warning("listen on %s lost (%s); polling until it returns", channel, reason)
                 stop.wait(1.0)
 
     def close(self) -> None:

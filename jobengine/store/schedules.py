@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from jobengine.errors import InvalidSchedule
 from jobengine.model import Status
 from jobengine.store.database import Database, Transaction
 
@@ -114,7 +115,15 @@ class ScheduleStore:
         if lock:  # SQLite: BEGIN IMMEDIATE already holds every row
             sql += self.database.row_lock_skipping
         rows = transaction.execute(sql, (name,))
-        return Schedule.from_row(rows[0]) if rows else None
+        if not rows:
+            return None
+        readable, broken = _readable(rows)
+        if broken:
+            raise InvalidSchedule(
+                f"schedule {name!r}: its row cannot be read ({broken[str(name)]}); remove it"
+                f" with `jobengine schedules remove {name}` and define it again"
+            )
+        return readable[0]
 
     def get(self, name: str) -> Schedule | None:
         with self.database.transaction(write=False) as transaction:

@@ -6,10 +6,12 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from threading import Event
 from typing import Any
 
+from jobengine import identity
 from jobengine.errors import ConfigurationError, DatabaseUnavailable
 from jobengine.interrupts import shielded
 from jobengine.store.database import URL_HELP, Database, Row, Transaction
@@ -71,6 +73,7 @@ class SqliteDatabase(Database):
         self._lock = threading.Lock()
         self.busy_timeout_ms = BUSY_TIMEOUT_MS
         self.wakeup = Wakeup(self.path)
+        self.anchor: float | None = None
 
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
@@ -103,10 +106,16 @@ class SqliteDatabase(Database):
     @contextlib.contextmanager
     def transaction(self, write: bool = True) -> Iterator[Transaction]:
         """BEGIN (IMMEDIATE for writes) ... COMMIT, shielded from the cancel exception so that
-        no transaction is ever left open on the thread's connection."""
+        no transaction is ever left open on the thread's connection. A transaction opened
+        inside another on the same thread joins it (SQLite cannot nest them)."""
         with shielded():
             connection = self._connection()
+            outer: SqliteTransaction | None = getattr(self._local, "open", None)
+            if outer is not None:
+                yield outer  # the outer one commits, or rolls back
+                return
             transaction = SqliteTransaction(connection)
+            self._local.open = transaction
             try:
                 if connection.in_transaction:  # left open by a failure nothing could undo
                     connection.execute("ROLLBACK")
@@ -118,6 +127,8 @@ class SqliteDatabase(Database):
                 if isinstance(error, sqlite3.Error) and unavailable(error):
                     raise DatabaseUnavailable(f"SQLite database {self.path!r}: {error}") from error
                 raise
+            finally:
+                self._local.open = None
             transaction.run_committed_callbacks()
 
     def foreign_transaction(self, connection: Any) -> Transaction:
@@ -139,6 +150,28 @@ class SqliteDatabase(Database):
 
     def listen(self, channel: str, on_notify: Callable[[str], None], stop: Event) -> None:
         self.wakeup.listen(channel, on_notify, stop)
+
+    def clock_offset(self) -> float:
+        """This host's shared timeline: the boot's wall time, fixed in the database by the
+        first process of the boot, plus the monotonic clock (which no wall-clock step moves)."""
+        if self.anchor is None:
+            boot = identity.boot_id() or "unknown"
+            with self.transaction() as transaction:
+                transaction.execute(
+                    "INSERT INTO host_clock (boot_id, anchor) VALUES (?, ?)"
+                    " ON CONFLICT (boot_id) DO NOTHING",
+                    (boot, time.time() - time.monotonic()),
+                )
+                rows = transaction.execute(
+                    "SELECT anchor FROM host_clock WHERE boot_id = ?", (boot,)
+                )
+            self.anchor = float(rows[0]["anchor"])
+        return self.anchor
+
+    def isolated(self) -> bool:
+        """One host, one file: what keeps this process out keeps out every process that could
+        take its jobs."""
+        return False
 
     def shorten_waits(self, seconds: float) -> None:
         self.busy_timeout_ms = int(seconds * 1000)

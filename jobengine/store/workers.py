@@ -37,6 +37,7 @@ class WorkerRecord:
     boot_id: str | None = None
     start_ticks: int | None = None
     pid_namespace: str | None = None
+    clock_skew: float | None = None  # its host's wall clock minus the shared clock, at its beat
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> WorkerRecord:
@@ -73,13 +74,14 @@ class WorkerStore:
                 ),
             )
 
-    def beat(self, worker: str, now: float, state: str) -> Beat:
+    def beat(self, worker: str, now: float, state: str, clock_skew: float | None = None) -> Beat:
         """Record a heartbeat for the worker and its active jobs; return a pending request
         and the active jobs the database says it holds (rows as `reap` plans them)."""
         with self.database.transaction() as transaction:
             rows = transaction.execute(
-                "UPDATE workers SET heartbeat = ?, state = ? WHERE id = ? RETURNING request",
-                (now, state, worker),
+                "UPDATE workers SET heartbeat = ?, state = ?, clock_skew = ? WHERE id = ?"
+                " RETURNING request",
+                (now, state, clock_skew, worker),
             )
             jobs = transaction.execute(
                 f"UPDATE jobs SET heartbeat = ? WHERE worker = ? AND status IN {ACTIVE_SQL}"

@@ -35,6 +35,7 @@ def spin_stopped_at(folder: Path, url: str, take_database_away: object) -> float
         with take_database_away:  # type: ignore[attr-defined]
             wait_for(marker.exists, TIMEOUT + CANCEL_GRACE + 15, "the timeout to stop spin")
             stopped = float(marker.read_text())
+
         def recorded() -> bool:
             with contextlib.suppress(DatabaseUnavailable):  # the server is coming back
                 return app.engine.get(job_id).status is Status.FAILURE

@@ -2,4 +2,5 @@
 ALTER TABLE workers ADD COLUMN types TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE workers ADD COLUMN boot_id TEXT;
 ALTER TABLE workers ADD COLUMN start_ticks BIGINT;
-ALTER TABLE workers ADD COLUMN pid_namespace TEXT
+ALTER TABLE workers ADD COLUMN pid_namespace TEXT;
+ALTER TABLE workers ADD COLUMN clock_skew DOUBLE PRECISION

@@ -1,0 +1,40 @@
+"""Fault: one job row's arguments are not JSON, claimed in one batch with good jobs."""
+
+from __future__ import annotations
+
+import pytest
+from fault_steps import ACTIVE, answer, read, statuses
+from invariants import check_invariants
+from waiting import wait_for, worker_thread
+
+from jobengine import Engine
+
+WAIT = 10.0
+BROKEN = "{not json"
+
+
+@pytest.mark.timeout(60)
+def test_row_with_broken_arguments_fails_alone_and_its_batch_runs(database_url: str) -> None:
+    engine = Engine(database_url)
+    engine.job(answer)
+    job_ids = [engine.submit("answer") for _ in range(5)]
+    broken = job_ids[2]
+    with engine.store.database.transaction() as transaction:  # what a bad migration might do
+        transaction.execute("UPDATE jobs SET args = ? WHERE id = ?", (BROKEN, broken))
+    good = [job_id for job_id in job_ids if job_id != broken]
+    with worker_thread(engine, concurrency=10, shutdown_timeout=2.0):  # claims all 5 at once
+
+        def settled() -> bool:
+            return not set(statuses(engine, job_ids).values()) & ({"PENDING"} | ACTIVE)
+
+        wait_for(settled, WAIT, f"jobs {job_ids} to end")
+    assert statuses(engine, job_ids) == {
+        job_id: "FAILURE" if job_id == broken else "SUCCESS" for job_id in job_ids
+    }
+    errors = read(engine, "SELECT errors FROM jobs WHERE id = ?", [broken])[0]["errors"]
+    assert errors.startswith("arguments are not valid JSON") and BROKEN in errors, errors
+    claims = read(engine, "SELECT job_id, at, actor FROM job_events WHERE verb = 'claim'")
+    assert len(claims) == 5 and len({(row["at"], row["actor"]) for row in claims}) == 1, claims
+    assert all(engine.get(job_id).result == 42 for job_id in good)
+    engine.close()
+    check_invariants(database_url)
