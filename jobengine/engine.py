@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from jobengine.clock import Clock, DatabaseClock
 from jobengine.errors import (
@@ -23,6 +23,10 @@ from jobengine.registry import JobFunction, JobType, Registry
 from jobengine.scheduler import Scheduler
 from jobengine.store import DEFAULT_URL, Store, Transaction
 from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL
+
+if TYPE_CHECKING:  # the diagnosis modules read the engine; imported when asked for
+    from jobengine.doctor import Report
+    from jobengine.why import JobUrl, Verdict
 
 F = TypeVar("F", bound=JobFunction)
 Jobs = list[Job]
@@ -343,6 +347,23 @@ class Engine:
             rerun_of=old.id,
         )
         return self._insert_new(new_job, actor)
+
+    # -- diagnosis (jobengine/why.py, jobengine/doctor.py) ----------------------------------------
+
+    def why(
+        self, job_id: int, dead_after: float | None = None, job_url: JobUrl | None = None
+    ) -> Verdict:
+        """Why the job is where it is: a `why.Verdict` (code, sentence, evidence)."""
+        from jobengine import why
+
+        job = self.get(job_id)
+        return why.explain(self.store, job, self.clock.now(), dead_after or why.DEAD_AFTER, job_url)
+
+    def doctor(self, dead_after: float | None = None, job_url: JobUrl | None = None) -> Report:
+        """The health checks (a `doctor.Report`: OK / WARN / FAIL, each with its fix)."""
+        from jobengine import doctor
+
+        return doctor.examine(self, doctor.Options(dead_after or doctor.DEAD_AFTER, job_url))
 
 
 WHOLE_MIN, WHOLE_MAX = -(2**63), 2**63 - 1  # what an integer column holds on every backend

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Protocol
+from typing import Any, Protocol
 
 from jobengine.context import JobCanceled, JobContext, StopKind
 from jobengine.joblog import JobLog
@@ -206,6 +206,7 @@ class ProcessExecutor:
         self.idle: list[ChildProcess] = []
         self.busy: dict[int, ChildProcess] = {}
         self.lock = threading.Lock()
+        self.stacks: dict[int, queue.SimpleQueue[list[Any]]] = {}  # `jobengine stack` answers
 
     def start(self, running: Running, finished: Finished) -> None:
         def task() -> None:
@@ -256,6 +257,7 @@ class ProcessExecutor:
         finally:
             with self.lock:
                 self.busy.pop(job.id, None)
+            self.stacks.pop(job.id, None)
         if outcome.stopped:
             child.kill()
         else:
@@ -275,6 +277,8 @@ class ProcessExecutor:
                     running.deadline = time.monotonic() + running.job.timeout
             elif "progress" in message:
                 running.context.progress(message["progress"], message["message"])
+            elif "stack" in message:
+                self.stacks.setdefault(running.job.id, queue.SimpleQueue()).put(message["stack"])
             elif "outcome" in message:
                 fields = message["outcome"]
                 return Outcome(Status(fields.pop("status")), **fields)
@@ -307,6 +311,22 @@ class ProcessExecutor:
                 os.killpg(child.pid, signal.SIGKILL)
             return f"step 4: killed the job's process group {child.pid} with SIGKILL"
         return None
+
+    def stack(self, running: Running, timeout: float) -> tuple[int, list[Any]] | None:
+        """(the child's pid, the stack of its main thread, where the job runs), asked over its
+        pipe; None if the job has no child now or it does not answer within `timeout`."""
+        with self.lock:
+            child = self.busy.get(running.job.id)
+        if child is None:
+            return None
+        answers = self.stacks.setdefault(running.job.id, queue.SimpleQueue())
+        while not answers.empty():  # a late answer to an earlier question
+            answers.get_nowait()
+        try:
+            send(child.connection, child.lock, {"stack": True})
+            return child.pid, answers.get(timeout=timeout)
+        except (OSError, queue.Empty):
+            return None
 
     def close(self, wait: float) -> None:
         with self.lock:

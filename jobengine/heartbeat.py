@@ -20,7 +20,10 @@ from jobengine.store.workers import DRAINING, RUNNING
 
 log = logging.getLogger("jobengine.worker")
 REAP_INTERVAL = 1.0  # how often every worker looks for dead peers (one indexed read)
-PROBE_INTERVAL = 2.0  # how often a silent worker asks whether it alone is cut off
+PROBE_INTERVAL = 1.0  # how often a silent worker asks whether it alone is cut off
+# A cut-off worker stops its jobs this much before its peers may take them (at dead_after),
+# so the stop has landed before their new attempts start.
+FENCE_LEAD = 1.0
 
 
 class Heartbeat:
@@ -105,15 +108,16 @@ class Heartbeat:
         return True, beat.request
 
     def fenced(self) -> bool:
-        """Whether the other workers may be taking this worker's jobs: no beat for dead_after,
-        and cut off alone (when the database refuses everyone, none of them can)."""
-        monotonic = time.monotonic()
-        if monotonic - self.last_beat < self.settings.dead_after:
+        """Whether the other workers may soon take this worker's jobs: no beat for nearly
+        dead_after, and cut off alone (when the database refuses everyone, none of them can)."""
+        silent = time.monotonic() - self.last_beat
+        fence_at = self.settings.dead_after - min(FENCE_LEAD, self.settings.dead_after / 4)
+        if silent < fence_at - PROBE_INTERVAL:
             return False
-        if monotonic >= self.next_probe:  # a connection attempt: not at every turn
+        if time.monotonic() >= self.next_probe:  # a connection attempt: asked ahead, not often
             self.isolated = self.store.database.isolated()
             self.next_probe = time.monotonic() + PROBE_INTERVAL
-        return self.isolated
+        return silent >= fence_at and self.isolated
 
     def silent_for(self) -> float:
         """Seconds since the database last took this worker's beat."""

@@ -13,6 +13,7 @@ import queue
 import signal
 import sys
 import threading
+import traceback
 from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
@@ -114,6 +115,8 @@ class Child:
                 self.jobs.put(message)
             elif "stop" in message and self.context is not None:
                 self.context.request_stop(message["stop"], message["reason"])
+            elif "stack" in message:  # `jobengine stack`: where the job (the main thread) is
+                send(self.connection, self.lock, {"stack": main_thread_stack()})
 
     def _on_terminate(self, number: int, frame: FrameType | None) -> None:
         """Step 3 of the ladder: SIGTERM raises JobCanceled in the job, even in a sleep."""
@@ -126,6 +129,13 @@ class Child:
 
     def _send_progress(self, fraction: float, message: str | None) -> None:
         send(self.connection, self.lock, {"progress": fraction, "message": message})
+
+
+def main_thread_stack() -> list[list[Any]]:
+    """The main thread's frames, outermost first: [file, line, function, source text]."""
+    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+    summary = traceback.extract_stack(frame) if frame is not None else []
+    return [[item.filename, item.lineno, item.name, item.line] for item in summary]
 
 
 def _encode(outcome: Outcome) -> dict[str, Any]:

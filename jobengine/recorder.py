@@ -201,7 +201,7 @@ class Recorder:
         backoff = Backoff()
         while not done.is_set():
             if self.has_work.wait(LOG_INTERVAL):
-                time.sleep(0.002)  # gather what finishes at the same moment into one batch
+                pass  # what finishes while this batch is written goes in the next one
             elif not self.logs.buffered and not self.notes:
                 continue  # nothing finished: still write running jobs' lines, for `log --follow`
             try:

@@ -36,8 +36,6 @@ class Shutdown:
         worker.draining = True
         worker.store.database.shorten_waits(DATABASE_WAIT)
         log.info("worker %s draining: %s jobs running", worker.id, len(worker.running))
-        worker.release(worker.unstarted, lambda job: "the worker is stopping")
-        worker.unstarted = []
         with contextlib.suppress(DatabaseUnavailable):  # tell the others it is draining
             worker.heartbeat.beat(draining=True, force=True)
         self._wait_for_jobs(

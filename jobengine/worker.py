@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -12,7 +11,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from jobengine import joblog
+from jobengine import joblog, stacks
 from jobengine.context import JobContext, StopKind, job_logger
 from jobengine.engine import Engine
 from jobengine.errors import DatabaseUnavailable, JobEngineError
@@ -20,13 +19,13 @@ from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecut
 from jobengine.heartbeat import Heartbeat
 from jobengine.joblog import JobLog, LogWriter
 from jobengine.ladder import Ladder
-from jobengine.model import ACTIVE, Job, Move, Status
+from jobengine.model import ACTIVE, Job, Move
 from jobengine.recorder import Record, Recorder, decide
 from jobengine.retry import Backoff
 from jobengine.runner import Outcome, run_job
 from jobengine.settings import Settings as Settings
 from jobengine.shutdown import Shutdown
-from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL
+from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL, start_move
 
 log = logging.getLogger("jobengine.worker")
 STOP_CHECK_INTERVAL = 0.1  # how often a worker with running jobs climbs the cancel ladder
@@ -58,7 +57,6 @@ class Worker:
             self.store, self.executors, self.id, self.clock.now, self.recorder.note
         )
         self.running: dict[int, Running] = {}
-        self.unstarted: list[Job] = []
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -67,10 +65,17 @@ class Worker:
         self.recording_done = threading.Event()
         self.draining = False
         self.fenced = False  # lost the database past dead_after: claims nothing
+        # Woken early (a submit, a finished job), claim only once this much capacity is free:
+        # a commit per job or two would cost more than waiting for the others to finish.
+        self.batch = max(1, self.settings.concurrency // 5)
         self.exit_reason = "stopped"
         self.next_tick = self.next_cancel_poll = 0.0
         self.cancel_poll = self.store.database.cancel_poll
         self.heartbeat = Heartbeat(self.store, engine.registry, self.id, self.settings, self.clock)
+        interval = self.settings.heartbeat_interval  # `jobengine stack`: answered from here
+        self.commands = stacks.CommandDesk(
+            self.store, self.id, interval, self.executors, self.active, self.clock
+        )
         engine.on_submit(self.wake.set)
 
     # -- claiming and starting ------------------------------------------------------------------
@@ -80,73 +85,28 @@ class Worker:
             return self.settings.concurrency - len(self.running)
 
     def claim(self) -> list[Job]:
-        """Claim up to the free capacity and start what was claimed; return the started jobs.
-
-        Jobs claimed but not started (the start failed, e.g. the database went away) are kept
-        and started on the next turn, so none stays QUEUED while this worker lives.
-        """
-        free = self.free_capacity() - len(self.unstarted)
+        """Claim up to the free capacity and start what was claimed, in one transaction (two
+        guarded moves per job); return the started jobs."""
+        free = self.free_capacity()
         types = self.engine.registry.names()  # only jobs it can run: others wait for a worker
-        if free > 0 and types and not (self.draining or self.fenced):
-            claimed = self.store.jobs.claim(
-                self.id, self.settings.queues, free, self.clock.now(), types
-            )
-            for job in claimed:
-                log.info("claim job %s (%s) attempt %s", job.id, job.type, job.attempt)
-            self.unstarted += claimed
-        jobs, self.unstarted = self.unstarted, []
-        if not jobs:
+        if free <= 0 or not types or self.draining or self.fenced:
             return []
-        try:
-            return self.start(jobs)
-        except BaseException:
-            self.unstarted = jobs
-            raise
+        now, queues = self.clock.now(), self.settings.queues
+        started = self.store.jobs.claim(self.id, queues, free, now, types, start=True)
+        for job in started:  # one line a move, as everywhere
+            log.info("claim job %s (%s) attempt %s", job.id, job.type, job.attempt)
+            log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
+        return started
 
     def start(self, jobs: list[Job]) -> list[Job]:
         """Move claimed jobs to RUNNING in one transaction."""
         now = self.clock.now()
-        moves = [
-            Move(
-                job.id,
-                job.attempt,
-                Status.QUEUED,
-                Status.RUNNING,
-                "start",
-                self.id,
-                changes={"started_at": now},
-                worker=self.id,
-            )
-            for job in jobs
-        ]
+        moves = [start_move(job, self.id, now) for job in jobs]
         won = self.store.jobs.move_many(moves, now)
         started = [job for job, ok in zip(jobs, won, strict=True) if ok]
         for job in started:
             log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
         return started
-
-    def release(self, jobs: list[Job], reason: Callable[[Job], str]) -> None:
-        """Give claimed jobs that never started back to the queue (best effort: else reaped)."""
-        now = self.clock.now()
-        changes = {"worker": None, "queued_at": None, "run_at": now}
-        moves = [
-            Move(
-                job.id,
-                job.attempt,
-                Status.QUEUED,
-                Status.PENDING,
-                "release",
-                self.id,
-                reason(job),
-                changes,
-                worker=self.id,
-            )
-            for job in jobs
-        ]
-        for move in moves:
-            log.warning("release job %s: %s", move.job_id, move.reason)
-        with contextlib.suppress(DatabaseUnavailable):
-            self.store.jobs.move_many(moves, now)
 
     def prepare(self, job: Job) -> Running:
         """Everything a started job needs to run: its type, context and log."""
@@ -266,7 +226,14 @@ class Worker:
     def _notified(self, payload: str) -> None:
         if payload in (CANCEL_NOTICE, ""):  # "" when the listener (re)connects: look at all
             self.cancel_notice.set()
+        if payload in (stacks.COMMAND_NOTICE, ""):
+            self.commands.notice.set()
         self.wake.set()
+
+    def active(self) -> list[Running]:
+        """The jobs this worker runs now."""
+        with self.lock:
+            return list(self.running.values())
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -304,6 +271,9 @@ class Worker:
         """Work until stop(), then drain; returns 'stopped' or 'restart' (asked to restart)."""
         self.register()
         joblog.install()
+        restore_signal = stacks.install_dump_signal(
+            lambda: stacks.dump_to_log(self.id, self.active, self.executors)
+        )
         threads = [
             threading.Thread(
                 target=self.store.database.listen,
@@ -327,6 +297,7 @@ class Worker:
             sys.setswitchinterval(switch_interval)
             self.recording_done.set()
             joblog.uninstall()
+            restore_signal()
         return self.exit_reason
 
     def register(self) -> None:
@@ -345,7 +316,9 @@ class Worker:
             try:
                 self.heartbeat_reap_and_tick()
                 self.check_stops()
-                if woken or time.monotonic() >= next_claim:
+                self.commands.poll()
+                due = time.monotonic() >= next_claim
+                if due or (woken and self.free_capacity() >= self.batch):
                     next_claim = time.monotonic() + self.settings.poll_interval
                     for job in self.claim():
                         self.launch(job)
@@ -365,7 +338,7 @@ class Worker:
     def heartbeat_reap_and_tick(self) -> None:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
         with self.lock:
-            held = {*self.running, *(job.id for job in self.unstarted)}
+            held = set(self.running)
         beaten, request = self.heartbeat.beat(self.draining, held)
         if beaten:
             self._stop_jobs_given_to_others()

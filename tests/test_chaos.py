@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import signal
@@ -13,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from private_postgres import PrivateServer, private_server
 from waiting import wait_for
 from worker_processes import ACTIVE, App, events_by_job, registered_children, worker_children
 
-from jobengine import Status
+from jobengine import DatabaseUnavailable, Status
 from jobengine.model import TERMINAL
 from jobengine.store import NewJob
 
@@ -176,3 +178,57 @@ def test_workers_killed_every_two_seconds_lose_no_job(
         app.close()
     print(f"chaos on {backend} with {workers} workers: {figures}")
     assert figures["kills"] and figures["recovered"]  # the kills did hit jobs in flight
+
+
+def unleash_with_a_restart(
+    app: App, supervisor: subprocess.Popen[bytes], server: PrivateServer, deadline: float
+) -> Chaos:
+    """`unleash`, and once, 3 s in, the database server restarted under everything."""
+    chaos = Chaos()
+    next_kill, restart_at = time.monotonic() + KILL_EVERY / 2, time.monotonic() + 3.0
+
+    def still_running() -> bool:
+        with contextlib.suppress(DatabaseUnavailable):
+            return unfinished(app) > 0
+        return True
+
+    while still_running():
+        assert time.monotonic() < deadline, "jobs unfinished at the deadline"
+        if restart_at and time.monotonic() >= restart_at:
+            restart_at = 0.0
+            server.stop("fast")
+            server.start()
+        if time.monotonic() >= next_kill:
+            next_kill += KILL_EVERY
+            victims = [c for c in worker_children(supervisor) if time.time() - c.create_time() > 1]
+            if victims:
+                chaos.killed[victims[0].pid] = time.time()
+                victims[0].send_signal(signal.SIGKILL)
+        time.sleep(0.05)
+    chaos.duration = time.monotonic() - chaos.started
+    return chaos
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(300)
+def test_chaos_with_the_database_restarted_in_the_middle_loses_no_job(tmp_path: Path) -> None:
+    with private_server() as server:
+        app = App(tmp_path, server.url)
+        try:
+            supervisor = app.start(
+                "run", "--workers", "3", "--poll-interval", "0.1", "--heartbeat-interval", "1",
+                "--dead-after", "4", "--restart-delay", "0.2", "--restart-delay-max", "1",
+                "--log-level", "WARNING", log="run.log",
+            )  # fmt: skip
+            registered_children(app, supervisor, 3)
+            job_ids = submit_short_jobs(app, 2_000)
+            chaos = unleash_with_a_restart(app, supervisor, server, time.monotonic() + 240)
+            supervisor.send_signal(signal.SIGTERM)
+            supervisor.wait(60)
+            wait_for(lambda: not worker_children(supervisor), 10, "the workers to exit")
+            figures = check(app, job_ids, chaos)
+        finally:
+            app.close()
+    print(f"chaos with a database restart: {figures}")
+    assert figures["kills"]

@@ -12,7 +12,7 @@ from jobengine import Engine, SchemaOutdated
 from jobengine.cli import main
 from jobengine.store import Database, migrations, open_database
 
-TABLES = {"jobs", "job_events", "job_logs", "workers", "schedules", "schema_version"}
+TABLES = {"jobs", "job_events", "job_logs", "workers", "schedules", "schema_version", "commands"}
 OWN_TABLES = {"sqlite": {"host_clock"}, "postgresql": set()}  # the host's shared timeline
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -325,17 +326,17 @@ def test_a_freed_slot_is_filled_without_waiting_for_the_next_poll(live_engine: E
     assert starts[-1] - starts[0] < 30, "a job waited for the next poll"
 
 
-REFUSE_STARTS = {  # a trigger that makes every QUEUED -> RUNNING update fail
+REFUSE_STARTS = {  # a trigger that makes every update to RUNNING fail
     "sqlite": [
         "CREATE TRIGGER refuse_starts BEFORE UPDATE ON jobs"
-        " WHEN OLD.status = 'QUEUED' AND NEW.status = 'RUNNING'"
+        " WHEN NEW.status = 'RUNNING'"
         " BEGIN SELECT RAISE(ABORT, 'start refused by the test'); END"
     ],
     "postgresql": [
         "CREATE FUNCTION refuse_start() RETURNS trigger LANGUAGE plpgsql AS"
         " $$ BEGIN RAISE EXCEPTION 'start refused by the test'; END $$",
         "CREATE TRIGGER refuse_starts BEFORE UPDATE ON jobs FOR EACH ROW"
-        " WHEN (OLD.status = 'QUEUED' AND NEW.status = 'RUNNING')"
+        " WHEN (NEW.status = 'RUNNING')"
         " EXECUTE FUNCTION refuse_start()",
     ],
 }
@@ -351,8 +352,11 @@ def execute(engine: Engine, statements: dict[str, list[str]]) -> None:
             transaction.execute(statement)
 
 
-def test_a_claimed_job_whose_start_failed_is_not_left_queued(live_engine: Engine) -> None:
-    """The start after a claim can fail (here a trigger refuses it, as an outage would)."""
+def test_a_claim_whose_start_fails_is_undone_with_it_and_never_left_queued(
+    live_engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Claim and start are one transaction: a refused start (here a trigger, as an outage
+    would) leaves the job PENDING and unclaimed, and it runs once starts work again."""
 
     @live_engine.job
     def quick() -> None:
@@ -360,11 +364,15 @@ def test_a_claimed_job_whose_start_failed_is_not_left_queued(live_engine: Engine
 
     execute(live_engine, REFUSE_STARTS)
     job_id = live_engine.submit("quick")
-    with worker_in_thread(live_engine):
-        wait_for(lambda: "claim" in [event.verb for event in live_engine.events(job_id)])
+    with caplog.at_level(logging.WARNING, logger="jobengine.worker"), worker_in_thread(live_engine):
+        wait_for(lambda: "start refused by the test" in caplog.text, 20, "a refused start")
+        assert live_engine.get(job_id).status is Status.PENDING
+        assert [event.verb for event in live_engine.events(job_id)] == ["submit"]
         execute(live_engine, ALLOW_STARTS)
         wait_for(lambda: live_engine.get(job_id).status.terminal)
     assert live_engine.get(job_id).status is Status.SUCCESS
+    verbs = [event.verb for event in live_engine.events(job_id)]
+    assert verbs == ["submit", "claim", "start", "finish"]
 
 
 # -- the public surface ---------------------------------------------------------------------------

@@ -145,9 +145,9 @@ def engine_of(context: click.Context) -> Engine:
 
 
 def _register() -> None:
-    from jobengine.cli import database, jobs, schedules, supervisor, web, worker
+    from jobengine.cli import database, diagnosis, jobs, schedules, supervisor, web, worker
 
-    for module in (database, jobs, schedules, supervisor, worker, web):
+    for module in (database, jobs, schedules, supervisor, worker, web, diagnosis):
         for command in module.COMMANDS:
             main.add_command(command)
 

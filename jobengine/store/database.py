@@ -81,6 +81,8 @@ class Database(abc.ABC):
     claim_hint = ""
     # How often a worker reads cancel requests when nothing notified it of one.
     cancel_poll = 1.0
+    # The file the database lives in, where it lives in one (SQLite), for `doctor`.
+    path: str | None = None
 
     @abc.abstractmethod
     def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[Transaction]:
@@ -135,6 +137,10 @@ class Database(abc.ABC):
 
     def placeholders(self, count: int) -> str:
         return ", ".join("?" * count)
+
+    def server_version(self) -> str:
+        """The database software and its version, for the support bundle."""
+        return "unknown"
 
 
 def describe(url: str) -> str:

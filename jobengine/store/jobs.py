@@ -172,9 +172,16 @@ class JobStore:
             )
 
     def claim(
-        self, worker: str, queues: Sequence[str], limit: int, now: float, types: Sequence[str] = ()
+        self,
+        worker: str,
+        queues: Sequence[str],
+        limit: int,
+        now: float,
+        types: Sequence[str] = (),
+        start: bool = False,
     ) -> list[Job]:
-        """Move up to `limit` due PENDING jobs to QUEUED for `worker`, best first.
+        """Move up to `limit` due PENDING jobs to QUEUED for `worker`, best first; with
+        `start`, on to RUNNING too (both moves, with both event rows, in one statement).
 
         With `types`, only jobs of those types. A claimed row whose arguments cannot be read
         ends FAILURE in the same transaction; the rest of the batch is returned.
@@ -183,24 +190,26 @@ class JobStore:
             return []
         with self.database.transaction() as transaction:
             rows = transaction.execute(
-                self.claim_sql(len(queues), len(types)),
-                (now, *queues, *types, limit, worker, now, now),
+                self.claim_sql(len(queues), len(types), start),
+                (now, *queues, *types, limit, worker, now, now, *([now] if start else [])),
             )
+            events = [("claim", "PENDING", "QUEUED")] + ([("start", "QUEUED", "RUNNING")] * start)
             transaction.execute_many(
                 EVENT_SQL,
                 [
-                    (row["id"], now, "claim", "PENDING", "QUEUED", worker, None, row["attempt"])
+                    (row["id"], now, verb, source, target, worker, None, row["attempt"])
                     for row in rows
+                    for verb, source, target in events
                 ],
             )
             jobs, broken = _decode(rows)
             for moves in zip(*(_unreadable(row, worker, now) for row in broken), strict=True):
-                apply_moves(transaction, moves, now)
+                apply_moves(transaction, moves[1:] if start else moves, now)
         return sorted(jobs, key=lambda job: (-job.priority, job.run_at, job.id))
 
-    def claim_sql(self, queue_count: int, type_count: int = 0) -> str:
+    def claim_sql(self, queue_count: int, type_count: int = 0, start: bool = False) -> str:
         """The one claim statement; parameters: now, the queues, the types, limit, worker, now,
-        now.
+        now (and now again with `start`, which claims and starts at once).
 
         The ids are picked once (a materialised CTE, never re-run by the planner) and the UPDATE
         checks the status again, so no plan can claim a row twice or beyond the limit. The pick
@@ -214,9 +223,11 @@ class JobStore:
             f" AND run_at <= ?{queue_clause}{type_clause}"
             f" ORDER BY priority DESC, run_at, id LIMIT ?{self.database.row_lock_skipping}"
         )
+        status = "'RUNNING'" if start else "'QUEUED'"
+        started = ", started_at = ?" if start else ""
         return (
             f"WITH picked AS MATERIALIZED ({pick})"
-            " UPDATE jobs SET status = 'QUEUED', worker = ?, queued_at = ?, heartbeat = ?"
+            f" UPDATE jobs SET status = {status}, worker = ?, queued_at = ?, heartbeat = ?{started}"
             " WHERE id IN (SELECT id FROM picked) AND status = 'PENDING' RETURNING *"
         )
 
@@ -233,6 +244,20 @@ class JobStore:
 def apply_move(transaction: Transaction, move: Move, now: float) -> bool:
     """The guarded UPDATE plus its event row; False (and nothing written) if the guard failed."""
     return apply_moves(transaction, [move], now)[0]
+
+
+def start_move(job: Job, worker: str, now: float) -> Move:
+    """QUEUED -> RUNNING on `worker`."""
+    return Move(
+        job.id,
+        job.attempt,
+        Status.QUEUED,
+        Status.RUNNING,
+        "start",
+        worker,
+        changes={"started_at": now},
+        worker=worker,
+    )
 
 
 def astuple_of(job: NewJob) -> tuple[Any, ...]:

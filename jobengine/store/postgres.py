@@ -205,6 +205,11 @@ class PostgresDatabase(Database):
     def lock_migrations(self, transaction: Transaction) -> None:
         transaction.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
 
+    def server_version(self) -> str:
+        with self.transaction(write=False) as transaction:
+            rows = transaction.execute("SELECT version() AS version")
+        return str(rows[0]["version"])
+
     def has_table(self, transaction: Transaction, name: str) -> bool:
         # A catalog query, not to_regclass(): after waiting for the migration lock, to_regclass
         # can still answer from a cache that misses a table another engine just created.

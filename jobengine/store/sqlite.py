@@ -58,6 +58,7 @@ class SqliteDatabase(Database):
     # Without statistics SQLite would sort every PENDING row instead of reading the index.
     claim_hint = " INDEXED BY jobs_claim"
     cancel_poll = 1.0  # cancels also arrive as wake-ups (a socket per listening process)
+    path: str
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -178,6 +179,9 @@ class SqliteDatabase(Database):
 
     def lock_migrations(self, transaction: Transaction) -> None:
         """BEGIN IMMEDIATE already keeps every other writer out."""
+
+    def server_version(self) -> str:
+        return f"SQLite {sqlite3.sqlite_version}"
 
     def has_table(self, transaction: Transaction, name: str) -> bool:
         rows = transaction.execute(

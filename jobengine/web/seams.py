@@ -1,8 +1,8 @@
-"""Where the dashboard plugs in engine features still being built: why, doctor, support bundle.
+"""Where the dashboard plugs in the engine's diagnosis: why, doctor, support bundle.
 
-Each function returns None while the engine lacks the feature (issue 12), and the pages and the
-API then say so. Once `Engine.why(job_id)` returns a verdict with `code`, `sentence` and
-`evidence`, and the doctor exists, only this module changes.
+`why` reads `Engine.why` (jobengine/why.py), `doctor` `Engine.doctor` (jobengine/doctor.py),
+`support_bundle` jobengine/bundle.py; the pages and the API show what these return (None would
+mean the engine lacks the feature, and they say so).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobengine import bundle
 from jobengine.engine import Engine
 
 
@@ -49,10 +50,11 @@ def why(engine: Engine, job_id: int) -> Verdict | None:
 
 
 def doctor(engine: Engine) -> list[Check] | None:
-    """The doctor's checks, or None until the engine has a doctor (the basic checks stand in)."""
-    return None
+    """The doctor's checks (jobengine/doctor.py), as the Health page shows them."""
+    report = engine.doctor()
+    return [Check(c.name, c.level, c.message, c.fix) for c in report.checks]
 
 
 def support_bundle(engine: Engine) -> bytes | None:
-    """The support bundle as .tar.gz bytes, or None until the engine can build one."""
-    return None
+    """The support bundle (jobengine/bundle.py) as .tar.gz bytes."""
+    return bundle.build(engine)
