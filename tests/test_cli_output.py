@@ -113,3 +113,12 @@ def test_schedules_show_prints_times_in_the_schedules_zone_with_ages(
     assert data["description"] == data["reading"] == "at 02:30 every day"
     assert all(rfc3339(moment) for moment in data["next_fire_times"])
     assert data["runs"] == []
+
+
+def test_show_prints_the_jobs_page_once_the_dashboards_address_is_set(
+    database_url: str, app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job_id = submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2")
+    monkeypatch.setenv("JOBENGINE_WEB_PUBLIC_URL", "https://jobs.example.test/")
+    shown = ok(run(database_url, app, "show", str(job_id)))
+    assert f"page: https://jobs.example.test/jobs/{job_id}" in shown

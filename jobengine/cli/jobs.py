@@ -10,6 +10,7 @@ import click
 
 from jobengine import representation
 from jobengine.cli import engine_of
+from jobengine.cli.diagnosis import job_url_builder
 from jobengine.cli.output import (
     duration,
     moment_and_age,
@@ -146,12 +147,17 @@ def show(context: click.Context, job_id: int, as_json: bool) -> None:
     """Show a job and the timeline of its events."""
     engine = engine_of(context)
     job, events = engine.get(job_id), engine.events(job_id)
+    page = job_url_builder()
     if as_json:
         data = with_former_names(representation.job(job))
+        if page is not None:
+            data["url"] = page(job.id)
         print_json({**data, "events": [representation.event(event) for event in events]})
         return
     for name, value in job_facts(job, engine.clock.now()):
         click.echo(f"{name:>20}: {value}")
+    if page is not None:
+        click.echo(f"{'page':>20}: {page(job.id)}")
     for name in TEXT_FIELDS:
         if getattr(job, name):
             click.echo(f"--- {name} ---\n{getattr(job, name)}")

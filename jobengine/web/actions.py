@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from jobengine.errors import JobEngineError
-from jobengine.web import pages
+from jobengine.web import pages, seams
 from jobengine.web.dashboard import PAGE_ACTOR, Dashboard, dashboard_of, is_htmx
 from jobengine.web.filters import job_id_or_none, text_value
 from jobengine.web.security import CSRF_FIELD, check_csrf
@@ -47,6 +47,20 @@ def job_outcome(request: Request, job_id: int, message: str) -> Response:
     job = dashboard.engine.get(job_id)
     values = pages.job_values(dashboard, job, "")
     return dashboard.render(request, "job_region.html", **values, message=message)
+
+
+async def support_bundle(request: Request) -> Response:
+    """The support bundle as a download; it changes nothing, so read-only mode allows it."""
+    dashboard = dashboard_of(request)
+    form = await request.form(max_files=0, max_fields=10)
+    submitted = form.get(CSRF_FIELD)
+    check_csrf(request, dashboard.sessions, submitted if isinstance(submitted, str) else None)
+    data = await run_in_threadpool(seams.support_bundle, dashboard.engine)
+    if data is None:
+        raise HTTPException(404, "this engine cannot build a support bundle")
+    name = "jobengine-support.tar.gz"
+    headers = {"content-disposition": f'attachment; filename="{name}"'}
+    return Response(data, media_type="application/gzip", headers=headers)
 
 
 async def cancel_job(request: Request) -> Response:

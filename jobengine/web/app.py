@@ -55,6 +55,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/workers", pages.workers, methods=GET),
         Route("/workers/{worker_id}/{action:str}", actions.worker_action, methods=POST),
         Route("/health", pages.health, methods=GET),
+        Route("/health/support-bundle", actions.support_bundle, methods=POST),
         Route("/login", actions.login_page, methods=GET),
         Route("/login", actions.login, methods=POST),
         Route("/logout", actions.logout, methods=POST),

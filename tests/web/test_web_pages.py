@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
 
 import pytest
 from conftest import PASSWORD, csrf_token
@@ -280,3 +282,18 @@ def test_without_auth_only_loopback_names_are_served(web_engine: Engine) -> None
     for name in ("http://localhost:8400", "http://[::1]:8400", "https://jobs.example.com"):
         with TestClient(app, base_url=name) as client:
             assert client.get("/api/jobs").status_code == 200, name
+
+
+def test_the_health_page_downloads_the_support_bundle_with_a_csrf_token(
+    client: TestClient,
+) -> None:
+    page = client.get("/health")
+    assert 'action="/health/support-bundle"' in page.text
+    refused = client.post("/health/support-bundle", data={"csrf_token": "bad"})
+    assert refused.status_code == 403
+    download = client.post("/health/support-bundle", data={"csrf_token": csrf_token(client)})
+    assert download.status_code == 200
+    assert download.headers["content-type"] == "application/gzip"
+    assert "attachment" in download.headers["content-disposition"]
+    with tarfile.open(fileobj=io.BytesIO(download.content), mode="r:gz") as archive:
+        assert any(name.endswith("README.txt") for name in archive.getnames())
