@@ -10,11 +10,12 @@ import statistics
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from private_postgres import PrivateServer, private_server
+from private_postgres import private_server
 from waiting import wait_for
 from worker_processes import ACTIVE, App, events_by_job, registered_children, worker_children
 
@@ -56,12 +57,28 @@ def unfinished(app: App) -> int:
     return sum(n for status, n in counts.items() if status not in TERMINAL)
 
 
-def unleash(app: App, supervisor: subprocess.Popen[bytes], deadline: float) -> Chaos:
-    """Every KILL_EVERY seconds, SIGKILL the oldest worker, until every job has ended."""
+def unleash(
+    app: App,
+    supervisor: subprocess.Popen[bytes],
+    deadline: float,
+    restart: Callable[[], None] | None = None,
+) -> Chaos:
+    """Every KILL_EVERY seconds, SIGKILL the oldest worker, until every job has ended; with
+    `restart`, call it once, 3 s in (the database server restarted under everything)."""
     chaos = Chaos()
     next_kill = time.monotonic() + KILL_EVERY / 2  # the first while the first jobs run
-    while unfinished(app):
+    restart_at = time.monotonic() + 3.0
+
+    def still_running() -> bool:
+        with contextlib.suppress(DatabaseUnavailable):  # the server may be restarting
+            return unfinished(app) > 0
+        return True
+
+    while still_running():
         assert time.monotonic() < deadline, f"{unfinished(app)} jobs unfinished at the deadline"
+        if restart is not None and time.monotonic() >= restart_at:
+            restart()
+            restart = None
         if time.monotonic() >= next_kill:
             next_kill += KILL_EVERY
             victims = [c for c in worker_children(supervisor) if time.time() - c.create_time() > 1]
@@ -180,35 +197,6 @@ def test_workers_killed_every_two_seconds_lose_no_job(
     assert figures["kills"] and figures["recovered"]  # the kills did hit jobs in flight
 
 
-def unleash_with_a_restart(
-    app: App, supervisor: subprocess.Popen[bytes], server: PrivateServer, deadline: float
-) -> Chaos:
-    """`unleash`, and once, 3 s in, the database server restarted under everything."""
-    chaos = Chaos()
-    next_kill, restart_at = time.monotonic() + KILL_EVERY / 2, time.monotonic() + 3.0
-
-    def still_running() -> bool:
-        with contextlib.suppress(DatabaseUnavailable):
-            return unfinished(app) > 0
-        return True
-
-    while still_running():
-        assert time.monotonic() < deadline, "jobs unfinished at the deadline"
-        if restart_at and time.monotonic() >= restart_at:
-            restart_at = 0.0
-            server.stop("fast")
-            server.start()
-        if time.monotonic() >= next_kill:
-            next_kill += KILL_EVERY
-            victims = [c for c in worker_children(supervisor) if time.time() - c.create_time() > 1]
-            if victims:
-                chaos.killed[victims[0].pid] = time.time()
-                victims[0].send_signal(signal.SIGKILL)
-        time.sleep(0.05)
-    chaos.duration = time.monotonic() - chaos.started
-    return chaos
-
-
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(300)
@@ -223,7 +211,7 @@ def test_chaos_with_the_database_restarted_in_the_middle_loses_no_job(tmp_path: 
             )  # fmt: skip
             registered_children(app, supervisor, 3)
             job_ids = submit_short_jobs(app, 2_000)
-            chaos = unleash_with_a_restart(app, supervisor, server, time.monotonic() + 240)
+            chaos = unleash(app, supervisor, time.monotonic() + 240, server.restart)
             supervisor.send_signal(signal.SIGTERM)
             supervisor.wait(60)
             wait_for(lambda: not worker_children(supervisor), 10, "the workers to exit")

@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
+from jobengine import wording
 from jobengine.clock import utc_text
 
 Data = dict[str, Any]
 # (seconds in the unit, its name), largest first; a duration shows its two largest units.
-UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
 # The names --json printed before it shared the HTTP API's representation: kept beside the
 # representation's own names so that scripts written against them go on working.
 FORMER_NAMES = {"arguments": "args", "every_seconds": "every", "description": "reading"}
@@ -40,18 +40,7 @@ def duration(seconds: float | None) -> str:
     """'350 ms', '2.5 s', '42 s', '3 min 20 s', '1 h 2 min', '3 d 4 h'; '-' for none."""
     if seconds is None or not math.isfinite(seconds):
         return "-"
-    seconds = abs(seconds)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 10:
-        return f"{seconds:.1f} s".replace(".0 s", " s")
-    whole = int(seconds)
-    for index, (size, name) in enumerate(UNITS[:-1]):
-        if whole >= size:
-            next_size, next_name = UNITS[index + 1]
-            rest = (whole % size) // next_size
-            return f"{whole // size} {name}" + (f" {rest} {next_name}" if rest else "")
-    return f"{whole} s"
+    return wording.duration(seconds)
 
 
 def age(moment: float | None, now: float) -> str:

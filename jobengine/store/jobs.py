@@ -203,8 +203,11 @@ class JobStore:
                 ],
             )
             jobs, broken = _decode(rows)
-            for moves in zip(*(_unreadable(row, worker, now) for row in broken), strict=True):
-                apply_moves(transaction, moves[1:] if start else moves, now)
+            if broken:
+                unreadable = [_unreadable(row, worker, now) for row in broken]
+                if not start:  # still QUEUED: start it, to fail it
+                    apply_moves(transaction, [begin for begin, _ in unreadable], now)
+                apply_moves(transaction, [fail for _, fail in unreadable], now)
         return sorted(jobs, key=lambda job: (-job.priority, job.run_at, job.id))
 
     def claim_sql(self, queue_count: int, type_count: int = 0, start: bool = False) -> str:

@@ -7,23 +7,14 @@ mean the engine lacks the feature, and they say so).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from jobengine import bundle
 from jobengine.engine import Engine
+from jobengine.why import Verdict
 
-
-@dataclass(frozen=True)
-class Verdict:
-    """Why a job is where it is: a stable code, one sentence, and the facts behind it."""
-
-    code: str
-    sentence: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "sentence": self.sentence, "evidence": self.evidence}
+__all__ = ["Check", "Verdict", "doctor", "support_bundle", "why"]
 
 
 @dataclass(frozen=True)
@@ -39,14 +30,9 @@ class Check:
         return {"name": self.name, "level": self.level, "message": self.message, "fix": self.fix}
 
 
-def why(engine: Engine, job_id: int) -> Verdict | None:
-    """The engine's verdict on a job, or None until the engine can give one."""
-    explain = getattr(engine, "why", None)
-    if explain is None:
-        return None
-    verdict = explain(job_id)
-    evidence = getattr(verdict, "evidence", {}) or {}
-    return Verdict(str(verdict.code), str(verdict.sentence), dict(evidence))
+def why(engine: Engine, job_id: int) -> Verdict:
+    """The engine's verdict on a job (jobengine/why.py)."""
+    return engine.why(job_id)
 
 
 def doctor(engine: Engine) -> list[Check] | None:

@@ -33,7 +33,11 @@ def spin_stopped_at(folder: Path, url: str, take_database_away: object) -> float
         started = app.engine.get(job_id).started_at
         assert started is not None
         with take_database_away:  # type: ignore[attr-defined]
-            wait_for(marker.exists, TIMEOUT + CANCEL_GRACE + 15, "the timeout to stop spin")
+            wait_for(  # the file, once the job has written the moment into it
+                lambda: marker.exists() and marker.read_text(),
+                TIMEOUT + CANCEL_GRACE + 15,
+                "the timeout to stop spin",
+            )
             stopped = float(marker.read_text())
 
         def recorded() -> bool:
