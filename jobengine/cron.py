@@ -12,7 +12,7 @@ from functools import cache
 
 from cronsim import CronSim, CronSimError
 
-from jobengine.errors import InvalidSchedule
+from jobengine.errors import InvalidSchedule, shown
 
 ALIASES = {
     "@hourly": "0 * * * *",
@@ -61,28 +61,19 @@ def interval_seconds(every: timedelta | float | int) -> float:
             seconds = math.inf if every > 0 else -math.inf
     else:
         raise InvalidSchedule(
-            f"every={_short(every)} is not an interval; pass a timedelta or a number of seconds"
+            f"every={shown(every)} is not an interval; pass a timedelta or a number of seconds"
         )
     if seconds > LONGEST_INTERVAL:
         raise InvalidSchedule(
-            f"every={_short(every)} is longer than 100 years ({format_duration(LONGEST_INTERVAL)});"
+            f"every={shown(every)} is longer than 100 years ({format_duration(LONGEST_INTERVAL)});"
             " give a shorter interval, or a cron expression such as '0 0 1 1 *' for once a year"
         )
     if not math.isfinite(seconds) or seconds < 1 or seconds != int(seconds):
         raise InvalidSchedule(
-            f"every={_short(every)} must be a whole number of seconds, at least 1 "
+            f"every={shown(every)} must be a whole number of seconds, at least 1 "
             "(e.g. timedelta(minutes=5) or 300)"
         )
     return seconds
-
-
-def _short(value: object) -> str:
-    """A value for a message: 20000 digits are not read, their count is."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long for Python to write out
-        return "a number of more than 4300 digits"
-    return text if len(text) <= 32 else f"{text[:12]}... ({len(text)} characters)"
 
 
 def format_duration(seconds: float) -> str:

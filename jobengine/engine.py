@@ -17,6 +17,7 @@ from jobengine.errors import (
     JobEngineError,
     JobNotFound,
     MoveConflict,
+    shown,
 )
 from jobengine.model import Event, Job, LogLine, Move, NewJob, Status
 from jobengine.registry import JobFunction, JobType, Registry
@@ -386,10 +387,10 @@ class _Options:
 
 def _whole(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be a whole number, not {_short(value)}")
+        raise ConfigurationError(f"{name} must be a whole number, not {shown(value)}")
     if not WHOLE_MIN <= value <= WHOLE_MAX:
         raise ConfigurationError(
-            f"{name}={_short(value)} does not fit a 64-bit integer; "
+            f"{name}={shown(value)} does not fit a 64-bit integer; "
             f"use a whole number from {WHOLE_MIN} to {WHOLE_MAX}"
         )
     return int(value)
@@ -404,7 +405,7 @@ def _attempts(value: Any) -> int:
 def _number(name: str, value: Any, what: str) -> float:
     """An int or float as a float (inf for an int beyond any float), or ConfigurationError."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be {what}, not {_short(value)}")
+        raise ConfigurationError(f"{name} must be {what}, not {shown(value)}")
     try:
         return float(value)
     except OverflowError:
@@ -416,7 +417,7 @@ def _timeout(value: Any) -> float:
     if not 0 < seconds <= LONGEST_TIMEOUT:
         raise ConfigurationError(
             f"timeout must be a positive number of seconds, at most {LONGEST_TIMEOUT:.0f} "
-            f"(100 years), not {_short(value)}"
+            f"(100 years), not {shown(value)}"
         )
     return seconds
 
@@ -434,15 +435,6 @@ def _in_time_range(moment: float) -> float:
             "the epoch); give a time or a delay that lands between them"
         )
     return moment
-
-
-def _short(value: Any) -> str:
-    """A value for a message: 20000 digits are not read, their count is."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int too long for Python to write out
-        return "a number of more than 4300 digits"
-    return text if len(text) <= 32 else f"{text[:12]}... ({len(text)} characters)"
 
 
 def parse_status(value: Status | str) -> Status:

@@ -41,3 +41,12 @@ class IllegalMove(JobEngineError):
 
 class MoveConflict(JobEngineError):
     """A guarded move found the job no longer in the state it expected: it lost a race."""
+
+
+def shown(value: object) -> str:
+    """A value as an error message shows it: 20000 digits are not read, their count is."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for Python to write out
+        return "a number of more than 4300 digits"
+    return text if len(text) <= 32 else f"{text[:12]}... ({len(text)} characters)"
