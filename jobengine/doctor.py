@@ -27,7 +27,7 @@ from jobengine.errors import JobEngineError, SchemaOutdated
 from jobengine.redaction import mask_url, scrub
 from jobengine.store import Store, WorkerRecord, migrations, open_database
 from jobengine.store.diagnosis import DiagnosisQueries
-from jobengine.store.jobs import JobQueries
+from jobengine.store.listing import JobQueries
 from jobengine.store.workers import DEAD, DRAINING, LIVE, WorkerOverview
 from jobengine.wording import ago, duration, plural, worker_label
 

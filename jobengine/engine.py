@@ -6,10 +6,11 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from jobengine import submission
 from jobengine.clock import Clock, DatabaseClock
 from jobengine.errors import (
     ConfigurationError,
@@ -17,7 +18,6 @@ from jobengine.errors import (
     JobEngineError,
     JobNotFound,
     MoveConflict,
-    shown,
 )
 from jobengine.model import Event, Job, LogLine, Move, NewJob, Status
 from jobengine.registry import JobFunction, JobType, Registry
@@ -147,8 +147,9 @@ class Engine:
         **kwargs: Any,
     ) -> int:
         """Validate and insert a PENDING job; return its id. Nothing is written on bad input."""
-        options = _Options(run_at, delay, priority, queue, parent, timeout, max_attempts)
-        new_job = self._new_job(type, options, {**(arguments or {}), **kwargs})
+        options = submission.Options(run_at, delay, priority, queue, parent, timeout, max_attempts)
+        values = {**(arguments or {}), **kwargs}
+        new_job = submission.new_job(self.registry.get(type), options, values, self.clock.now)
         return self._insert_new(new_job, actor, connection)
 
     def submit_many(
@@ -169,9 +170,9 @@ class Engine:
     ) -> list[int]:
         """Validate and insert one PENDING job per arguments dict, in one transaction (the
         caller's with `connection`), with one wake-up; their ids in order. All or nothing."""
-        options = _Options(run_at, delay, priority, queue, parent, timeout, max_attempts)
-        template = self._new_job(type, options, None)
+        options = submission.Options(run_at, delay, priority, queue, parent, timeout, max_attempts)
         job_type = self.registry.get(type)
+        template = submission.new_job(job_type, options, None, self.clock.now)
         new_jobs = [
             replace(template, args=job_type.encode_arguments(values)) for values in arguments
         ]
@@ -179,24 +180,6 @@ class Engine:
             return []
         ids = self.insert_many(new_jobs, actor, connection=connection)
         return [job_id for job_id in ids if job_id is not None]
-
-    def _new_job(self, type: str, options: _Options, values: dict[str, Any] | None) -> NewJob:
-        """A checked job of `type` (arguments checked unless `values` is None)."""
-        job_type = self.registry.get(type)
-        return NewJob(
-            type=type,
-            args="{}" if values is None else job_type.encode_arguments(values),
-            queue=options.queue or job_type.queue,
-            priority=job_type.priority
-            if options.priority is None
-            else _whole("priority", options.priority),
-            run_at=self._run_at(options.run_at, options.delay),
-            max_attempts=job_type.max_attempts
-            if options.max_attempts is None
-            else _attempts(options.max_attempts),
-            timeout=job_type.timeout if options.timeout is None else _timeout(options.timeout),
-            parent=options.parent,
-        )
 
     def insert(
         self,
@@ -246,27 +229,10 @@ class Engine:
             )
         return job_id
 
-    def _run_at(self, run_at: datetime | float | None, delay: timedelta | float | None) -> float:
-        if run_at is not None and delay is not None:
-            raise ConfigurationError("give run_at or delay, not both")
-        if isinstance(run_at, datetime):
-            if run_at.tzinfo is None:
-                raise ConfigurationError(
-                    "run_at must be time-zone aware (e.g. datetime.now(timezone.utc))"
-                )
-            moment = run_at.timestamp()
-        elif run_at is not None:
-            moment = _number("run_at", run_at, "seconds since the epoch or an aware datetime")
-        elif isinstance(delay, timedelta):
-            moment = self.clock.now() + delay.total_seconds()
-        else:
-            moment = self.clock.now() + _number("delay", delay or 0, "a number of seconds")
-        return _in_time_range(moment)
-
     # -- observing and steering -----------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
-        job = self.store.jobs.get(_whole("job id", job_id))
+        job = self.store.jobs.get(submission.whole("job id", job_id))
         if job is None:
             raise JobNotFound(f"no job has id {job_id}; list jobs with `jobengine jobs`")
         return job
@@ -281,7 +247,7 @@ class Engine:
     ) -> Jobs:
         """Jobs newest first; pass the last id of a page as `after` to get the next page."""
         statuses = [status] if isinstance(status, str) else list(status or [])
-        if _whole("limit", limit) < 0:
+        if submission.whole("limit", limit) < 0:
             raise ConfigurationError(f"limit must be 0 or more, not {limit}")
         return self.store.jobs.find(
             [parse_status(value) for value in statuses], type, queue, limit, after
@@ -292,7 +258,9 @@ class Engine:
         return self.store.jobs.events(job_id)
 
     def log(self, job_id: int, after: int = 0) -> LogLines:
-        return self.store.logs.read(_whole("job id", job_id), after=_whole("after", after))
+        return self.store.logs.read(
+            submission.whole("job id", job_id), after=submission.whole("after", after)
+        )
 
     def cancel(self, job_id: int, actor: str = "api", reason: str | None = None) -> Status:
         """Cancel a job: PENDING or QUEUED end CANCELED at once, RUNNING moves to TO_CANCEL."""
@@ -328,6 +296,16 @@ class Engine:
             self.wake_workers()
             return target
         raise MoveConflict(f"job {job_id} kept changing while it was being cancelled; try again")
+
+    def run_now(self, job_id: int, actor: str = "api") -> None:
+        """Make a PENDING job that is due later (scheduled, or waiting out a retry) due now."""
+        job = self.get(job_id)
+        if job.status is not Status.PENDING:
+            raise IllegalMove(
+                f"job {job_id} is {job.status}; only a PENDING job waits for its time"
+            )
+        if self.store.jobs.run_now(job, actor, self.clock.now()):
+            self.wake_workers()
 
     def rerun(self, job_id: int, actor: str = "api") -> int:
         """Run an ended job again as a new job that points at the old one."""
@@ -365,76 +343,6 @@ class Engine:
         from jobengine import doctor
 
         return doctor.examine(self, doctor.Options(dead_after or doctor.DEAD_AFTER, job_url))
-
-
-WHOLE_MIN, WHOLE_MAX = -(2**63), 2**63 - 1  # what an integer column holds on every backend
-LONGEST_TIMEOUT = 36_500 * 86_400.0  # 100 years
-LATEST_TIME = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC, the last moment a date can show
-
-
-@dataclass(frozen=True)
-class _Options:
-    """The options of a submit that are the same for every job it makes."""
-
-    run_at: datetime | float | None
-    delay: timedelta | float | None
-    priority: int | None
-    queue: str | None
-    parent: int | None
-    timeout: float | None
-    max_attempts: int | None
-
-
-def _whole(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be a whole number, not {shown(value)}")
-    if not WHOLE_MIN <= value <= WHOLE_MAX:
-        raise ConfigurationError(
-            f"{name}={shown(value)} does not fit a 64-bit integer; "
-            f"use a whole number from {WHOLE_MIN} to {WHOLE_MAX}"
-        )
-    return int(value)
-
-
-def _attempts(value: Any) -> int:
-    if _whole("max_attempts", value) < 1:
-        raise ConfigurationError(f"max_attempts must be 1 or more, not {value!r}")
-    return int(value)
-
-
-def _number(name: str, value: Any, what: str) -> float:
-    """An int or float as a float (inf for an int beyond any float), or ConfigurationError."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be {what}, not {shown(value)}")
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf
-
-
-def _timeout(value: Any) -> float:
-    seconds = _number("timeout", value, "a number of seconds")
-    if not 0 < seconds <= LONGEST_TIMEOUT:
-        raise ConfigurationError(
-            f"timeout must be a positive number of seconds, at most {LONGEST_TIMEOUT:.0f} "
-            f"(100 years), not {shown(value)}"
-        )
-    return seconds
-
-
-def _in_time_range(moment: float) -> float:
-    """`moment` (from run_at, or now + delay) if it lies between 1970 and 9999."""
-    if not math.isfinite(moment):
-        raise ConfigurationError(
-            f"run_at must be a finite time (seconds since the epoch or an aware datetime, or "
-            f"now plus a finite delay), not {moment!r}"
-        )
-    if not 0 <= moment <= LATEST_TIME:
-        raise ConfigurationError(
-            f"run_at lies before 1970-01-01 or after 9999-12-31 UTC ({moment:.0f} seconds since "
-            "the epoch); give a time or a delay that lands between them"
-        )
-    return moment
 
 
 def parse_status(value: Status | str) -> Status:

@@ -117,6 +117,31 @@ def test_a_delayed_job_becomes_claimable_when_its_time_comes(
     assert [job.id for job in engine.store.jobs.claim("w", [], 10, clock.now())] == [job_id]
 
 
+def test_run_now_makes_a_job_due_later_due_now(engine: Engine, clock: ManualClock) -> None:
+    job_id = engine.submit("add", a=1, b=2, delay=timedelta(hours=1))
+    woken: list[bool] = []
+    engine.on_submit(lambda: woken.append(True))
+    engine.run_now(job_id, actor="page")
+    assert engine.get(job_id).run_at == clock.now()
+    assert woken == [True]
+    event = engine.events(job_id)[-1]
+    assert (event.verb, event.from_status, event.to_status, event.actor) == (
+        "run_now",
+        P,
+        P,
+        "page",
+    )
+    engine.run_now(job_id)  # already due: nothing more is written
+    assert len(engine.events(job_id)) == 2
+    assert [job.id for job in engine.store.jobs.claim("w", [], 10, clock.now())] == [job_id]
+    rows_before = count_rows(engine.store)
+    with pytest.raises(JobEngineError, match="only a PENDING job waits"):
+        engine.run_now(job_id)
+    assert count_rows(engine.store) == rows_before
+    with pytest.raises(JobNotFound):
+        engine.run_now(987654)
+
+
 def test_submit_wakes_listeners(engine: Engine) -> None:
     calls: list[int] = []
     engine.on_submit(lambda: calls.append(1))

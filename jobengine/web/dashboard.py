@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse
 from jobengine.engine import Engine
 from jobengine.model import Status
 from jobengine.representation import describe_recurrence
-from jobengine.store.jobs import JobQueries
+from jobengine.store.listing import JobQueries
 from jobengine.web import formatting
 from jobengine.web.config import WebConfig
 from jobengine.web.security import Sessions, principal_of, session_of

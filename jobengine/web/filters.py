@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 
 from jobengine.model import Job, Status
 from jobengine.representation import parse_timestamp
-from jobengine.store.jobs import JobQueries
+from jobengine.store.listing import JobQueries
 
 MAX_ID = 2**63 - 1  # the largest id either database can store
 MAX_INT32 = 2**31 - 1  # priority and attempts are 32-bit columns on PostgreSQL

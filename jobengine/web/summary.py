@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from jobengine.cron import format_duration
 from jobengine.engine import Engine
 from jobengine.model import Job, Status
-from jobengine.store.jobs import JobQueries
+from jobengine.store.listing import JobQueries
 from jobengine.store.workers import WorkerOverview
 from jobengine.web import seams
 from jobengine.web.seams import Check
