@@ -87,7 +87,8 @@ def test_cancel_racing_completion_ends_in_exactly_one_status(stopping_engine: En
     job_ids = []
     with worker_thread(engine, concurrency=10, poll_interval=0.05):
         for _ in range(200):
-            job_ids.append(engine.submit("short_sleep", seconds=rng.uniform(0, 0.02)))
+            # Some end before their cancel lands, some outlive the ladder's first steps.
+            job_ids.append(engine.submit("short_sleep", seconds=rng.uniform(0, 0.3)))
             time.sleep(rng.uniform(0, 0.01))  # a random offset, not synchronisation
             try:
                 engine.cancel(job_ids[-1])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from threading import Event
 from typing import Any
 
@@ -12,11 +13,29 @@ from jobengine.redaction import mask_url
 
 Row = dict[str, Any]
 Statement = tuple[str, Sequence[Any]]
+PARAMETERS_PER_STATEMENT = 6_000  # well inside SQLite's 32,766 and PostgreSQL's 65,535
 DEFAULT_URL = "sqlite:///jobengine.db"
 URL_HELP = (
     "use sqlite:///relative/path.db, sqlite:////absolute/path.db "
     "or postgresql://user@host:5432/database"
 )
+
+
+@dataclass(frozen=True)
+class Change:
+    """A guarded change of one row: `assign` where every column of `guard` holds its value,
+    then a row of `values` recorded elsewhere (after the row's id) if it won."""
+
+    assign: dict[str, Any]
+    guard: dict[str, Any]
+    values: tuple[Any, ...]
+
+    def update(self, table: str) -> Statement:
+        """The UPDATE ... RETURNING id that makes the change."""
+        assignments = ", ".join(f"{column} = ?" for column in self.assign)
+        guard = " AND ".join(f"{column} = ?" for column in self.guard)
+        sql = f"UPDATE {table} SET {assignments} WHERE {guard} RETURNING id"
+        return sql, [*self.assign.values(), *self.guard.values()]
 
 
 class Transaction(abc.ABC):
@@ -37,20 +56,40 @@ class Transaction(abc.ABC):
         """Run several statements, each with its own parameters; their rows in order."""
         return [self.execute(sql, params) for sql, params in statements]
 
-    def update_then_insert(
-        self, pairs: Sequence[tuple[Statement, Sequence[Any]]], insert: str
-    ) -> list[bool]:
-        """For each (guarded `UPDATE ... RETURNING id`, values): the UPDATE and, only if it
-        changed a row, `insert` (`INSERT INTO t (id_column, ...)`) of (that id, *values).
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = ""
+    ) -> list[Row]:
+        """Insert `rows` (values in the order of `columns`); with `returning` (a column), its
+        values in the order of the rows. PostgreSQL sends them in one statement."""
+        found: list[Row] = []
+        chunk = max(1, PARAMETERS_PER_STATEMENT // max(1, len(columns)))
+        marks = f"({', '.join('?' * len(columns))})"
+        tail = f" RETURNING {returning}" if returning else ""
+        for start in range(0, len(rows), chunk):
+            part = rows[start : start + chunk]
+            values = ", ".join([marks] * len(part))
+            sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES {values}{tail}"
+            found += self.execute(sql, [value for row in part for value in row])
+        return found
 
-        True for each UPDATE that changed a row. PostgreSQL sends the whole batch at once.
+    def update_then_insert(
+        self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
+    ) -> list[bool]:
+        """For each change: its guarded UPDATE of `table` and, only if that changed the row,
+        a row of `insert` (a table) of (the row's id, *change.values) into `columns`.
+
+        True for each change that won. PostgreSQL sends the whole batch at once.
         """
         won = []
-        for (sql, params), values in pairs:
+        for change in changes:
+            sql, params = change.update(table)
             rows = self.execute(sql, params)
             if rows:
-                marks = ", ".join("?" * (len(values) + 1))
-                self.execute(f"{insert} VALUES ({marks})", (rows[0]["id"], *values))
+                marks = ", ".join("?" * len(columns))
+                self.execute(
+                    f"INSERT INTO {insert} ({', '.join(columns)}) VALUES ({marks})",
+                    (rows[0]["id"], *change.values),
+                )
             won.append(bool(rows))
         return won
 
@@ -79,6 +118,7 @@ class Database(abc.ABC):
     row_lock_skipping = ""
     # Follows the table name in the claim's pick, to make it read the claim index.
     claim_hint = ""
+    claim_setting = ""  # a statement run before the claim, in its transaction
     # How often a worker reads cancel requests when nothing notified it of one.
     cancel_poll = 1.0
     # The file the database lives in, where it lives in one (SQLite), for `doctor`.

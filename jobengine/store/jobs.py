@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from jobengine.errors import JobNotFound, MoveConflict
 from jobengine.model import NEW_JOB_COLUMNS, Event, Job, Move, NewJob, Status
-from jobengine.store.database import Database, Statement, Transaction
+from jobengine.store.database import Change, Database, Transaction
 from jobengine.store.listing import job_filters
 
 CHANNEL = "jobengine"
 CANCEL_NOTICE = "cancel"  # the payload that tells workers to look for cancel requests
-EVENT_COLUMNS = "job_id, at, verb, from_status, to_status, actor, reason, attempt"
+EVENT_FIELDS = ("job_id", "at", "verb", "from_status", "to_status", "actor", "reason", "attempt")
+EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
 EVENT_INSERT = f"INSERT INTO job_events ({EVENT_COLUMNS})"
 EVENT_SQL = f"{EVENT_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_HEAD = f"INSERT INTO jobs ({', '.join(NEW_JOB_COLUMNS)}, status, created_at, attempt)"
 INSERT_ROW = f"({', '.join('?' * len(NEW_JOB_COLUMNS))}, 'PENDING', ?, 1)"
 INSERT_SQL = f"{INSERT_HEAD} VALUES {INSERT_ROW}"
-INSERT_CHUNK = 500  # rows per statement: well inside SQLite's 32,766 parameters
+JOB_FIELDS = (*NEW_JOB_COLUMNS, "status", "created_at", "attempt")
 ARGUMENTS_BROKEN = "arguments are not valid JSON"
 
 __all__ = ["CANCEL_NOTICE", "CHANNEL", "JobStore", "Move", "NewJob"]
@@ -54,28 +56,21 @@ class JobStore:
     def insert_many(
         self, transaction: Transaction, jobs: Sequence[NewJob], now: float, actor: str
     ) -> list[int | None]:
-        """Insert jobs as `insert` does; several without a schedule go in one statement per
-        chunk, with their submit events in one more."""
+        """Insert jobs as `insert` does; several without a schedule go in one statement (a few
+        on SQLite), with their submit events in one more."""
         if len(jobs) == 1 or any(job.schedule for job in jobs):
             return [self.insert(transaction, job, now, actor) for job in jobs]
         for parent in {job.parent for job in jobs if job.parent is not None}:
             if not transaction.execute("SELECT 1 FROM jobs WHERE id = ?", (parent,)):
                 raise JobNotFound(f"no job has id {parent}; a parent must be an existing job")
-        ids: list[int | None] = []
-        for start in range(0, len(jobs), INSERT_CHUNK):
-            chunk = jobs[start : start + INSERT_CHUNK]
-            marks = ", ".join([INSERT_ROW] * len(chunk))
-            values = [v for job in chunk for v in (*astuple_of(job), now)]
-            rows = transaction.execute(f"{INSERT_HEAD} VALUES {marks} RETURNING id", values)
-            chunk_ids = sorted(int(row["id"]) for row in rows)  # assigned in order
-            events = ", ".join(["(?, ?, 'submit', NULL, 'PENDING', ?, NULL, 1)"] * len(chunk))
-            transaction.execute(
-                f"{EVENT_INSERT} VALUES {events}",
-                [v for job_id in chunk_ids for v in (job_id, now, actor)],
-            )
-            ids += chunk_ids
+        values = [(*astuple_of(job), "PENDING", now, 1) for job in jobs]
+        rows = transaction.insert_rows("jobs", JOB_FIELDS, values, returning="id")
+        ids = sorted(int(row["id"]) for row in rows)  # assigned in the order of the rows
+        events = [(job_id, now, "submit", None, "PENDING", actor, None, 1) for job_id in ids]
+        transaction.insert_rows("job_events", EVENT_FIELDS, events)
         self.database.notify_on_commit(transaction, CHANNEL, jobs[0].queue)
-        return ids
+        inserted: list[int | None] = list(ids)
+        return inserted
 
     def get(self, job_id: int) -> Job | None:
         with self.database.transaction(write=False) as transaction:
@@ -215,13 +210,16 @@ class JobStore:
         if limit <= 0:
             return []
         with self.database.transaction() as transaction:
-            rows = transaction.execute(
+            setting = self.database.claim_setting
+            claim = (
                 self.claim_sql(len(queues), len(types), start),
                 (now, *queues, *types, limit, worker, now, now, *([now] if start else [])),
             )
+            rows = transaction.execute_batch([(setting, ()), claim] if setting else [claim])[-1]
             events = [("claim", "PENDING", "QUEUED")] + ([("start", "QUEUED", "RUNNING")] * start)
-            transaction.execute_many(
-                EVENT_SQL,
+            transaction.insert_rows(
+                "job_events",
+                EVENT_FIELDS,
                 [
                     (row["id"], now, verb, source, target, worker, None, row["attempt"])
                     for row in rows
@@ -289,21 +287,22 @@ def start_move(job: Job, worker: str, now: float) -> Move:
     )
 
 
-def astuple_of(job: NewJob) -> tuple[Any, ...]:
-    """A new job's values in the order of its columns."""
-    return tuple(getattr(job, column) for column in NEW_JOB_COLUMNS)
+astuple_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*NEW_JOB_COLUMNS)
+"""A new job's values in the order of its columns."""
 
 
 def apply_moves(transaction: Transaction, moves: Sequence[Move], now: float) -> list[bool]:
     """Each move's guarded UPDATE and, only if it won, its event row; True for each that won."""
-    pairs: list[tuple[Statement, Sequence[Any]]] = [
-        (
-            _guarded_update(m),
+    changes = [
+        Change(
+            {"status": m.target.value, **m.changes},
+            {"id": m.job_id, "status": m.source.value, "attempt": m.attempt}
+            | ({"worker": m.worker} if m.worker is not None else {}),
             (now, m.verb, m.source.value, m.target.value, m.actor, m.reason, m.attempt),
         )
         for m in moves
     ]
-    return transaction.update_then_insert(pairs, EVENT_INSERT)
+    return transaction.update_then_insert("jobs", changes, "job_events", EVENT_FIELDS)
 
 
 def _decode(rows: list[dict[str, Any]]) -> tuple[list[Job], list[dict[str, Any]]]:
@@ -337,17 +336,6 @@ def _unreadable(row: dict[str, Any], worker: str, now: float) -> tuple[Move, Mov
         changes={"finished_at": now, "errors": errors},
     )
     return start, fail
-
-
-def _guarded_update(move: Move) -> tuple[str, list[Any]]:
-    assignments = ", ".join(["status = ?"] + [f"{column} = ?" for column in move.changes])
-    params: list[Any] = [move.target.value, *move.changes.values()]
-    guard = "id = ? AND status = ? AND attempt = ?"
-    params += [move.job_id, move.source.value, move.attempt]
-    if move.worker is not None:
-        guard += " AND worker = ?"
-        params.append(move.worker)
-    return f"UPDATE jobs SET {assignments} WHERE {guard} RETURNING id", params
 
 
 def _conflict_message(transaction: Transaction, move: Move) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from jobengine.errors import ConfigurationError, DatabaseUnavailable
 from jobengine.interrupts import shielded
 from jobengine.redaction import scrub
-from jobengine.store.database import Database, Row, Statement, Transaction, describe
+from jobengine.store.database import Change, Database, Row, Statement, Transaction, describe
 
 try:
     import psycopg
@@ -55,9 +55,10 @@ def _check_url(url: str) -> None:
 
 
 class PostgresTransaction(Transaction):
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, database: PostgresDatabase) -> None:
         super().__init__()
         self.connection = connection
+        self.database = database
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self.connection.cursor(row_factory=dict_row) as cursor:
@@ -85,16 +86,89 @@ class PostgresTransaction(Transaction):
         with self.connection.cursor() as cursor:
             cursor.executemany(_sql(sql), [tuple(row) for row in rows])
 
+    def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = ""
+    ) -> list[Row]:
+        """One INSERT ... SELECT FROM unnest(one array per column), whatever the row count."""
+        if not rows:
+            return []
+        types = self.types(table)
+        arrays = ", ".join(f"?::{types[column]}[]" for column in columns)
+        tail = f" RETURNING {returning}" if returning else ""
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){tail}"
+        return self.execute(sql, [list(column) for column in zip(*rows, strict=True)])
+
     def update_then_insert(
-        self, pairs: Sequence[tuple[Statement, Sequence[Any]]], insert: str
+        self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
     ) -> list[bool]:
-        """One statement per pair (the INSERT reads the UPDATE's RETURNING), one round trip."""
+        """Changes of distinct rows alike in shape go in one statement (arrays of their values,
+        the insert reading the UPDATE's RETURNING); the batch is one round trip."""
+        if len({change.guard["id"] for change in changes}) < len(changes):
+            return self._one_by_one(table, changes, insert, columns)
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
+        for index, change in enumerate(changes):
+            groups.setdefault((tuple(change.assign), tuple(change.guard)), []).append(index)
+        statements = [
+            self._set_statement(table, [changes[i] for i in indexes], insert, columns)
+            for indexes in groups.values()
+        ]
+        won = [False] * len(changes)
+        for indexes, rows in zip(groups.values(), self.execute_batch(statements), strict=True):
+            for row in rows:
+                won[indexes[int(row["n"]) - 1]] = True
+        return won
+
+    def _set_statement(
+        self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
+    ) -> Statement:
+        first, types, recorded = changes[0], self.types(table), self.types(insert)
+        names = [f"a_{c}" for c in first.assign] + [f"g_{c}" for c in first.guard]
+        names += [f"v_{c}" for c in columns[1:]]
+        kinds = [types[c] for c in (*first.assign, *first.guard)]
+        kinds += [recorded[c] for c in columns[1:]]
+        arrays = [
+            [*change.assign.values(), *change.guard.values(), *change.values] for change in changes
+        ]
+        assign = ", ".join(f"{c} = v.a_{c}" for c in first.assign)
+        guard = " AND ".join(f"{table}.{c} = v.g_{c}" for c in first.guard)
+        sql = (
+            f"WITH v AS (SELECT * FROM unnest({', '.join(f'?::{k}[]' for k in kinds)})"
+            f" WITH ORDINALITY AS v({', '.join(names)}, n)),"
+            f" moved AS (UPDATE {table} SET {assign} FROM v WHERE {guard}"
+            f" RETURNING {table}.id, v.n),"
+            f" noted AS (INSERT INTO {insert} ({', '.join(columns)}) SELECT moved.id,"
+            f" {', '.join(f'v.v_{c}' for c in columns[1:])} FROM moved JOIN v ON v.n = moved.n)"
+            " SELECT n FROM moved"
+        )
+        return sql, [list(column) for column in zip(*arrays, strict=True)]
+
+    def _one_by_one(
+        self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
+    ) -> list[bool]:
+        """One statement per change (the insert reads the UPDATE's RETURNING), in order."""
         statements = []
-        for (sql, params), values in pairs:
-            marks = ", ".join("?" * len(values))
-            statement = f"WITH moved AS ({sql}) {insert} SELECT id, {marks} FROM moved RETURNING 1"
-            statements.append((statement, [*params, *values]))
+        for change in changes:
+            sql, params = change.update(table)
+            marks = ", ".join("?" * len(change.values))
+            statement = (
+                f"WITH moved AS ({sql}) INSERT INTO {insert} ({', '.join(columns)})"
+                f" SELECT id, {marks} FROM moved RETURNING 1"
+            )
+            statements.append((statement, [*params, *change.values]))
         return [bool(rows) for rows in self.execute_batch(statements)]
+
+    def types(self, table: str) -> dict[str, str]:
+        """The columns of `table` and their types, read once per database."""
+        known = self.database.column_types.get(table)
+        if known is None:
+            rows = self.execute(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_name = ? AND table_schema = current_schema()",
+                (table,),
+            )
+            known = {str(row["column_name"]): str(row["data_type"]) for row in rows}
+            self.database.column_types[table] = known
+        return known
 
 
 class PostgresDatabase(Database):
@@ -102,6 +176,9 @@ class PostgresDatabase(Database):
     row_lock = " FOR UPDATE"
     row_lock_skipping = " FOR UPDATE SKIP LOCKED"
     cancel_poll = 1.0  # cancels also arrive by NOTIFY
+    # Statistics lag a burst of submits (a fresh queue reads as 1 row): the planner would then
+    # sort every PENDING row through a bitmap scan instead of reading the claim index in order.
+    claim_setting = "SET LOCAL enable_bitmapscan = off"
 
     def __init__(self, url: str, pool_size: int = 10) -> None:
         if psycopg is None:
@@ -109,6 +186,7 @@ class PostgresDatabase(Database):
                 "PostgreSQL support is not installed; run: pip install 'jobengine[postgres]'"
             )
         self.url = url
+        self.column_types: dict[str, dict[str, str]] = {}
         _check_url(url)
         self._check_reachable()
         self.pool = ConnectionPool(
@@ -147,7 +225,7 @@ class PostgresDatabase(Database):
         with shielded():
             try:
                 with self.pool.connection() as connection, connection.transaction():
-                    transaction = PostgresTransaction(connection)
+                    transaction = PostgresTransaction(connection, self)
                     yield transaction
             except (psycopg.OperationalError, PoolTimeout) as error:
                 message = f"PostgreSQL at {describe(self.url)!r}: {scrub(str(error), [self.url])}"
@@ -166,7 +244,7 @@ class PostgresDatabase(Database):
                 "connection= is in autocommit mode with no open transaction, so the job would "
                 "not commit or roll back with your own writes; use `with connection.transaction():`"
             )
-        return PostgresTransaction(connection)
+        return PostgresTransaction(connection, self)
 
     def notify(self, channel: str, payload: str = "") -> None:
         with self.transaction() as transaction:
