@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from jobengine.errors import ConfigurationError, InvalidArguments, UnknownJobType
 
 ISOLATIONS = ("thread", "process")
+FITTING_KEPT = 1_000  # sets of argument names known to bind, per job type
 JobFunction = Callable[..., Any]
 
 
@@ -26,9 +26,11 @@ class JobType:
     isolation: str = "thread"
     idempotent: bool = False
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
+    fitting: set[frozenset[str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "signature", inspect.signature(self.function))
+        object.__setattr__(self, "fitting", set())
         if self.isolation not in ISOLATIONS:
             raise ConfigurationError(
                 f"job type {self.name!r}: isolation must be one of {ISOLATIONS}, "
@@ -52,6 +54,9 @@ class JobType:
 
     def encode_arguments(self, arguments: dict[str, Any]) -> str:
         """The arguments as JSON, checked to bind to the function; else InvalidArguments."""
+        if not arguments and type(arguments) is dict:
+            self.bind(arguments)
+            return "{}"
         try:
             text = json.dumps(arguments, allow_nan=False, sort_keys=True)
         except (TypeError, ValueError) as error:
@@ -59,7 +64,7 @@ class JobType:
                 f"arguments of job type {self.name!r} must be JSON (str, int, float, bool, None, "
                 f"lists and dicts with string keys): {error}"
             ) from error
-        if json.loads(text) != arguments or _has_non_finite(arguments):
+        if not _stays_as_it_is(arguments):
             raise InvalidArguments(
                 f"arguments of job type {self.name!r} would change when stored as JSON "
                 "(tuples, non-string dict keys or sets); pass lists and string keys instead"
@@ -68,6 +73,11 @@ class JobType:
         return text
 
     def bind(self, arguments: dict[str, Any]) -> None:
+        """Raise InvalidArguments unless the function takes these keyword arguments (what binds
+        depends only on their names, so each set of names is checked once)."""
+        names = frozenset(arguments)
+        if names in self.fitting:
+            return
         leading = [None] if self.takes_context else []
         try:
             self.signature.bind(*leading, **arguments)
@@ -75,6 +85,8 @@ class JobType:
             raise InvalidArguments(
                 f"arguments do not fit job type {self.name!r}{self.signature}: {error}"
             ) from error
+        if len(self.fitting) < FITTING_KEPT:
+            self.fitting.add(names)
 
 
 def _importable(function: JobFunction) -> bool:
@@ -82,14 +94,13 @@ def _importable(function: JobFunction) -> bool:
     return module != "__main__" and "<locals>" not in getattr(function, "__qualname__", "<locals>")
 
 
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
+def _stays_as_it_is(value: Any) -> bool:
+    """Whether JSON gives `value` back as it is: no tuples, no keys that are not strings."""
     if isinstance(value, dict):
-        return any(_has_non_finite(item) for item in value.values())
+        return all(isinstance(key, str) and _stays_as_it_is(item) for key, item in value.items())
     if isinstance(value, list):
-        return any(_has_non_finite(item) for item in value)
-    return False
+        return all(_stays_as_it_is(item) for item in value)
+    return value is None or isinstance(value, str | int | float)
 
 
 class Registry:

@@ -25,6 +25,7 @@ from jobengine.worker import Worker
 DEFAULTS = Settings()
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 MOST_THREADS = 10_000
+FORMATTED = "jobengine_line"  # where a record keeps its formatted line
 
 
 class PasswordFreeFormatter(logging.Formatter):
@@ -35,7 +36,12 @@ class PasswordFreeFormatter(logging.Formatter):
         self.urls = list(urls)
 
     def format(self, record: logging.LogRecord) -> str:
-        return scrub(super().format(record), self.urls)
+        """Formatted once per record, however many handlers (stderr, the file) write it."""
+        line: str | None = getattr(record, FORMATTED, None)
+        if line is None:
+            line = scrub(super().format(record), self.urls)
+            setattr(record, FORMATTED, line)
+        return line
 
 
 def setup_logging(log_file: str | None, level: str = "INFO", urls: Sequence[str] = ()) -> None:

@@ -78,18 +78,15 @@ class Transaction(abc.ABC):
         """For each change: its guarded UPDATE of `table` and, only if that changed the row,
         a row of `insert` (a table) of (the row's id, *change.values) into `columns`.
 
-        True for each change that won. PostgreSQL sends the whole batch at once.
+        True for each change that won. PostgreSQL makes the changes of a batch that are alike
+        with one statement.
         """
         won = []
         for change in changes:
             sql, params = change.update(table)
             rows = self.execute(sql, params)
             if rows:
-                marks = ", ".join("?" * len(columns))
-                self.execute(
-                    f"INSERT INTO {insert} ({', '.join(columns)}) VALUES ({marks})",
-                    (rows[0]["id"], *change.values),
-                )
+                self.insert_rows(insert, columns, [(rows[0]["id"], *change.values)])
             won.append(bool(rows))
         return won
 

@@ -101,22 +101,29 @@ class PostgresTransaction(Transaction):
     def update_then_insert(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
     ) -> list[bool]:
-        """Changes of distinct rows alike in shape go in one statement (arrays of their values,
-        the insert reading the UPDATE's RETURNING); the batch is one round trip."""
+        """Changes of distinct rows that are alike in shape (the same columns assigned and
+        guarded) in one statement each: arrays of their values, the insert reading the
+        UPDATE's RETURNING. A batch that changes a row twice goes one change at a time."""
         if len({change.guard["id"] for change in changes}) < len(changes):
-            return self._one_by_one(table, changes, insert, columns)
+            return [
+                self._update_alike(table, [change], insert, columns) == [0] for change in changes
+            ]
         groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
         for index, change in enumerate(changes):
             groups.setdefault((tuple(change.assign), tuple(change.guard)), []).append(index)
-        statements = [
-            self._set_statement(table, [changes[i] for i in indexes], insert, columns)
-            for indexes in groups.values()
-        ]
         won = [False] * len(changes)
-        for indexes, rows in zip(groups.values(), self.execute_batch(statements), strict=True):
-            for row in rows:
-                won[indexes[int(row["n"]) - 1]] = True
+        for indexes in groups.values():
+            alike = [changes[index] for index in indexes]
+            for position in self._update_alike(table, alike, insert, columns):
+                won[indexes[position]] = True
         return won
+
+    def _update_alike(
+        self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
+    ) -> list[int]:
+        """The positions of the changes that won."""
+        sql, params = self._set_statement(table, changes, insert, columns)
+        return [int(row["n"]) - 1 for row in self.execute(sql, params)]
 
     def _set_statement(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
@@ -141,21 +148,6 @@ class PostgresTransaction(Transaction):
             " SELECT n FROM moved"
         )
         return sql, [list(column) for column in zip(*arrays, strict=True)]
-
-    def _one_by_one(
-        self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
-    ) -> list[bool]:
-        """One statement per change (the insert reads the UPDATE's RETURNING), in order."""
-        statements = []
-        for change in changes:
-            sql, params = change.update(table)
-            marks = ", ".join("?" * len(change.values))
-            statement = (
-                f"WITH moved AS ({sql}) INSERT INTO {insert} ({', '.join(columns)})"
-                f" SELECT id, {marks} FROM moved RETURNING 1"
-            )
-            statements.append((statement, [*params, *change.values]))
-        return [bool(rows) for rows in self.execute_batch(statements)]
 
     def types(self, table: str) -> dict[str, str]:
         """The columns of `table` and their types, read once per database."""
