@@ -24,7 +24,7 @@ import psutil
 from jobengine import representation
 from jobengine.errors import JobEngineError
 from jobengine.model import Job, LogLine
-from jobengine.redaction import MASK, mask_url, redact, scrub
+from jobengine.redaction import MASK, SHORTEST_FRAGMENT, mask_url, redact, scrub
 from jobengine.registry import JobType
 from jobengine.settings import Settings
 from jobengine.store import migrations
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 DEFAULT_LOG_FILE = "jobengine.log"  # the worker's --log-file default, in its current folder
 MOST_JOBS = 200  # non-terminal or recently failed jobs put in one bundle (named ones besides)
 LOG_TAIL = 5 * 1024 * 1024  # bytes of the engine log kept: its end
-SHORTEST_SECRET = 4  # as redaction.SHORTEST_FRAGMENT: shorter values would blank common words
 Files = dict[str, str]
 
 README = """jobengine support bundle
@@ -84,7 +83,7 @@ class Redactor:
         forms = {
             form
             for secret in secrets
-            if len(secret) >= SHORTEST_SECRET
+            if len(secret) >= SHORTEST_FRAGMENT
             for form in (secret, quote(secret, safe=""), quote_plus(secret))
         }
         self.secrets = sorted(forms, key=len, reverse=True)
@@ -109,15 +108,8 @@ class Redactor:
 
 
 def build(engine: Engine, options: BundleOptions | None = None) -> bytes:
-    """The bundle as .tar.gz bytes."""
+    """The bundle as .tar.gz bytes: every file gathered, then every secret in it redacted."""
     options = options or BundleOptions()
-    redactor = Redactor.of(engine)
-    files = gather(engine, options)
-    return pack({name: redactor.text(text) for name, text in files.items()})
-
-
-def gather(engine: Engine, options: BundleOptions) -> Files:
-    """Every file of the bundle, by name (secrets not redacted yet)."""
     redactor = Redactor.of(engine)
     files: Files = {}
     report = engine.doctor(options.dead_after, options.job_url)
@@ -131,7 +123,7 @@ def gather(engine: Engine, options: BundleOptions) -> Files:
     files["versions.json"] = redactor.data(versions(engine))
     files["configuration.json"] = redactor.data(configuration(engine, options))
     files["README.txt"] = _readme(engine, files)
-    return files
+    return pack({name: redactor.text(text) for name, text in files.items()})
 
 
 def pack(files: Files) -> bytes:
@@ -158,9 +150,6 @@ def _readme(engine: Engine, files: Files) -> str:
     return README.format(
         made=made, host=socket.gethostname(), database=mask_url(engine.url), contents=contents
     )
-
-
-# -- the parts ---------------------------------------------------------------------------------
 
 
 def _workers(engine: Engine, options: BundleOptions, redactor: Redactor) -> Files:
@@ -193,18 +182,17 @@ def engine_processes() -> list[dict[str, Any]]:
     found = []
     for process in processes:
         with contextlib.suppress(psutil.Error), process.oneshot():
-            found.append(
-                {
-                    "pid": process.pid,
-                    "parent_pid": process.ppid(),
-                    "command_line": " ".join(process.cmdline()),
-                    "cpu_percent": process.cpu_percent(None),
-                    "memory_rss_bytes": process.memory_info().rss,
-                    "threads": process.num_threads(),
-                    "status": process.status(),
-                    "started_at": representation.timestamp(process.create_time()),
-                }
-            )
+            row = {
+                "pid": process.pid,
+                "parent_pid": process.ppid(),
+                "command_line": " ".join(process.cmdline()),
+                "cpu_percent": process.cpu_percent(None),
+                "memory_rss_bytes": process.memory_info().rss,
+                "threads": process.num_threads(),
+                "status": process.status(),
+                "started_at": representation.timestamp(process.create_time()),
+            }
+            found.append(row)
     return found
 
 
@@ -217,17 +205,11 @@ def _engine_log(path: str | None) -> Files:
 
 
 def _jobs(engine: Engine, options: BundleOptions, redactor: Redactor) -> Files:
-    now = engine.clock.now()
-    queries = DiagnosisQueries(engine.store.database)
-    chosen: dict[int, Job] = {}
-    missing = []
-    for job_id in options.jobs:
-        job = engine.store.jobs.get(job_id)
-        if job is None:
-            missing.append(job_id)
-        else:
-            chosen[job.id] = job
-    for job in queries.worth_a_look(now - options.since, MOST_JOBS):
+    named = (engine.store.jobs.get(job_id) for job_id in options.jobs)
+    chosen: dict[int, Job] = {job.id: job for job in named if job is not None}
+    missing = [job_id for job_id in options.jobs if job_id not in chosen]
+    failed_since = engine.clock.now() - options.since
+    for job in DiagnosisQueries(engine.store.database).worth_a_look(failed_since, MOST_JOBS):
         chosen.setdefault(job.id, job)
     files: Files = {}
     for job in chosen.values():
@@ -298,10 +280,9 @@ def versions(engine: Engine) -> dict[str, Any]:
 
 
 def _version(package: str) -> str | None:
-    try:
+    with contextlib.suppress(PackageNotFoundError):
         return version(package)
-    except PackageNotFoundError:
-        return None
+    return None
 
 
 def configuration(engine: Engine, options: BundleOptions) -> dict[str, Any]:

@@ -1,20 +1,22 @@
-"""The doctor's vocabulary (a check, its options, what every check reads) and its checks of
-stuck jobs, schedules, clocks and the file system."""
+"""The doctor's vocabulary (a check, its options, what every check reads) and its checks of the
+workers, queues, jobs, schedules, clocks and the file system."""
 
 from __future__ import annotations
 
 import functools
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobengine.model import Job, Status
 from jobengine.settings import Settings
 from jobengine.store import Store, WorkerRecord
 from jobengine.store.diagnosis import DiagnosisQueries, DueGroup
-from jobengine.store.workers import DRAINING, LIVE, RUNNING, WorkerOverview
-from jobengine.why import JobUrl
+from jobengine.store.listing import JobQueries
+from jobengine.store.workers import DEAD, DRAINING, LIVE, RUNNING, WorkerOverview
+from jobengine.why import JobUrl, worker_ids
 from jobengine.wording import ago, duration, plural, worker_label
 
 if TYPE_CHECKING:
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 DEAD_AFTER = Settings().dead_after
-SLOW_ROUND_TRIP = 0.1  # seconds; a query slower than this slows every claim and move
 WAIT_WARNING = 60.0  # seconds a due job may wait before the doctor mentions it
 SKEW_WARNING = 2.0  # seconds between a host's clock and the database's
 RECENT_DEATH = 3600.0  # a worker declared dead within this long is still worth a look
@@ -33,6 +34,10 @@ NETWORK_FILE_SYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "sshfs", "fuse.sshfs", "9p", "afs"}
     | {"ceph", "glusterfs", "fuse.glusterfs", "lustre", "gpfs", "fuse.s3fs", "davfs"}
     | {"fuse.rclone", "fuse.gcsfuse", "fuse.juicefs", "ncpfs", "coda"}
+)
+DEATH_FIX = (
+    "read the dead worker's own log (its --log-file, in the support bundle) for why it stopped;"
+    " its jobs are recovered by the reaper of any live worker"
 )
 
 
@@ -47,13 +52,7 @@ class Check:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "level": self.level,
-            "message": self.message,
-            "fix": self.fix,
-            "details": self.details,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,85 @@ class Look:
         return f"job {job_id} ({url})" if url else f"job {job_id}"
 
 
-# -- stuck jobs, schedules, clocks, the file system --------------------------------------------
+def workers(look: Look) -> Check:
+    alive = [w for w in look.workers if w.state == "alive"]
+    draining = [w for w in look.workers if w.state == DRAINING]
+    silent = [w for w in look.workers if w.state == DEAD and w.record.state in LIVE]
+    recent = [w for w in look.workers if w.state == DEAD and _died_recently(w.record, look.now)]
+    counts = f"{len(alive)} alive, {len(draining)} draining, {len(silent) + len(recent)} dead"
+    details = {
+        "alive": worker_ids(alive),
+        "draining": worker_ids(draining),
+        "dead": worker_ids(silent + recent),
+    }
+    if not alive and not draining:
+        message = f"no live worker ({counts}): no job runs and no schedule fires"
+        fix = "start one with `jobengine worker` (or `jobengine run` for several)"
+        return Check("workers", FAIL, message, fix, details)
+    if silent or recent:
+        message = f"{counts}: {_deaths(silent, recent, look)}"
+        return Check("workers", WARN, message, DEATH_FIX, details)
+    return Check("workers", OK, counts, details=details)
+
+
+def _died_recently(record: WorkerRecord, now: float) -> bool:
+    return record.state == DEAD and (record.stopped_at or 0.0) >= now - RECENT_DEATH
+
+
+def _deaths(silent: list[WorkerOverview], recent: list[WorkerOverview], look: Look) -> str:
+    now = look.now
+    parts = [
+        f"worker {worker_label(w.record.id)} stopped heartbeating {ago(w.record.heartbeat, now)}"
+        " and is not declared dead yet"
+        for w in silent[:MOST_LISTED]
+    ]
+    parts += [
+        f"worker {worker_label(w.record.id)} was declared dead {ago(w.record.stopped_at or 0, now)}"
+        for w in recent[:MOST_LISTED]
+    ]
+    return "; ".join(parts)
+
+
+def queues(look: Look) -> Check:
+    due: dict[str, int] = {}
+    for group in look.due:
+        due[group.queue] = due.get(group.queue, 0) + group.count
+    unserved = {queue: count for queue, count in due.items() if not look.claiming(queue)}
+    if not unserved:
+        message = "every queue with due jobs has a live worker" if due else "no job is due"
+        return Check("queues", OK, message)
+    names = ", ".join(
+        f"`{queue}` ({plural(count, 'due job')})" for queue, count in unserved.items()
+    )
+    fix = f"start a worker for them, e.g. `jobengine worker --queues {next(iter(unserved))}`"
+    fix += " (no --queues: all)"
+    return Check("queues", FAIL, f"no live worker serves {names}", fix, {"unserved": unserved})
+
+
+def job_types(look: Look) -> Check:
+    waiting = {group.type for group in look.due}
+    scheduled = {schedule.type for schedule in look.store.schedules.all() if schedule.enabled}
+    served = {name for worker in look.live for name in worker.record.types}
+    missing = sorted((waiting | scheduled) - served)
+    if not missing:
+        return Check("job types", OK, "every waiting or scheduled job type has a live worker")
+    message = f"no live worker has registered {', '.join(f'`{name}`' for name in missing)}"
+    message += " (jobs or schedules of these types wait for ever)"
+    fix = "start a worker whose --app registers them, or cancel those jobs"
+    return Check("job types", WARN, message, fix, {"types": missing})
+
+
+def waiting(look: Look) -> Check:
+    oldest = JobQueries(look.store.database).oldest_due(look.now)
+    if oldest is None:
+        return Check("waiting", OK, "no job is waiting past its time")
+    waited = max(0.0, look.now - oldest.run_at)
+    message = f"the oldest due job, {look.job(oldest)} ({oldest.type}, queue `{oldest.queue}`),"
+    message += f" has waited {duration(waited)}"
+    details = {"job_id": oldest.id, "waited_seconds": round(waited, 3)}
+    if waited < WAIT_WARNING:
+        return Check("waiting", OK, message, details=details)
+    return Check("waiting", WARN, message, f"`jobengine why {oldest.id}` says why", details)
 
 
 def stuck(look: Look) -> Check:
@@ -117,34 +194,24 @@ def stuck(look: Look) -> Check:
         return Check("stuck jobs", OK, "no job is stuck")
     listed = "; ".join(f"{look.job(job)} {problem}" for job, problem in found[:MOST_LISTED])
     more = f" and {len(found) - MOST_LISTED} more" if len(found) > MOST_LISTED else ""
-    return Check(
-        "stuck jobs",
-        WARN,
-        f"{plural(len(found), 'stuck job')}: {listed}{more}",
+    fix = (
         "`jobengine why ID` for each; a dead owner's jobs are recovered by any live worker's"
-        " reaper; a job that resists its stop is in a blocking call: `jobengine stack ID`",
-        {"jobs": [job.id for job, _ in found]},
+        " reaper; a job that resists its stop is in a blocking call: `jobengine stack ID`"
     )
+    message = f"{plural(len(found), 'stuck job')}: {listed}{more}"
+    return Check("stuck jobs", WARN, message, fix, {"jobs": [job.id for job, _ in found]})
 
 
 def _stuck_because(look: Look, job: Job, owner: WorkerRecord | None) -> str | None:
-    now, dead_after = look.now, look.options.dead_after
+    now, dead_after, grace = look.now, look.options.dead_after, look.options.kill_grace
     if owner is None or owner.state not in LIVE or now - owner.heartbeat > dead_after:
-        what = (
-            "is not registered"
-            if owner is None
-            else f"stopped heartbeating {ago(owner.heartbeat, now)}"
-        )
+        what = f"stopped heartbeating {ago(owner.heartbeat, now)}" if owner else "is not registered"
         return f"({job.status}) belongs to worker {worker_label(job.worker or '?')}, which {what}"
     ran = now - (job.started_at or now)
-    if job.status is Status.RUNNING and job.timeout and ran > job.timeout + look.options.kill_grace:
+    if job.status is Status.RUNNING and job.timeout and ran > job.timeout + grace:
         return f"(RUNNING) has run {duration(ran)}, past its timeout of {duration(job.timeout)}"
     asked = job.cancel_requested_at
-    if (
-        job.status is Status.TO_CANCEL
-        and asked is not None
-        and now - asked > look.options.kill_grace
-    ):
+    if job.status is Status.TO_CANCEL and asked is not None and now - asked > grace:
         return f"(TO_CANCEL) was asked to stop {ago(asked, now)}, longer than the kill grace"
     return None
 
@@ -162,19 +229,17 @@ def schedules(look: Look) -> Check:
         return Check("schedules", OK, "no schedule is overdue")
     parts = [f"{s.name} was due {ago(s.next_fire_time or 0, look.now)}" for s in late]
     parts += [f"{name} cannot be read ({problem})" for name, problem in broken.items()]
-    return Check(
-        "schedules",
-        WARN,
-        f"overdue (no worker is ticking them): {'; '.join(parts)}",
+    fix = (
         "start a worker (every worker fires the schedules); remove unreadable rows with"
-        " `jobengine schedules remove NAME`",
-        {"overdue": [s.name for s in late], "unreadable": sorted(broken)},
+        " `jobengine schedules remove NAME`"
     )
+    details = {"overdue": [s.name for s in late], "unreadable": sorted(broken)}
+    message = f"overdue (no worker is ticking them): {'; '.join(parts)}"
+    return Check("schedules", WARN, message, fix, details)
 
 
 def clocks(look: Look) -> Check:
-    host = time.time() - look.engine.clock.now()
-    skews = {"this host": host}
+    skews = {"this host": time.time() - look.engine.clock.now()}
     skews |= {
         worker_label(w.record.id): w.record.clock_skew
         for w in look.live
@@ -182,24 +247,18 @@ def clocks(look: Look) -> Check:
     }
     off = {name: skew for name, skew in skews.items() if abs(skew) > SKEW_WARNING}
     details = {"skew_seconds": {name: round(skew, 3) for name, skew in skews.items()}}
-    largest = max(skews.values(), key=abs)
     if not off:
+        largest = _signed(max(skews.values(), key=abs))
+        message = f"every clock is within {SKEW_WARNING:g} s of the database's"
         return Check(
-            "clocks",
-            OK,
-            f"every clock is within {SKEW_WARNING:g} s of the database's (the largest"
-            f" difference: {_signed(largest)})",
-            details=details,
+            "clocks", OK, f"{message} (the largest difference: {largest})", details=details
         )
     named = "; ".join(f"{name} is {_signed(skew)}" for name, skew in off.items())
-    return Check(
-        "clocks",
-        WARN,
-        f"clocks differ from the database's: {named}",
+    fix = (
         "run time synchronisation (chrony, systemd-timesyncd) on those hosts; the engine judges"
-        " by the database's clock, but log times and local-time schedules read the host's",
-        details,
+        " by the database's clock, but log times and local-time schedules read the host's"
     )
+    return Check("clocks", WARN, f"clocks differ from the database's: {named}", fix, details)
 
 
 def _signed(skew: float) -> str:
@@ -214,14 +273,12 @@ def file_system(look: Look) -> Check:
     message = f"the SQLite file {path} is on {kind} ({mount_point})"
     if kind not in NETWORK_FILE_SYSTEMS:
         return Check("file system", OK, message)
-    return Check(
-        "file system",
-        FAIL,
-        message + ", a network file system: its locks are not reliable there, so jobs can run"
-        " twice and the file can be corrupted",
-        "move the database to a local disk, or use PostgreSQL for workers on several hosts",
-        {"mount_point": mount_point, "type": kind},
+    message += (
+        ", a network file system: its locks are not reliable there, so jobs can run twice and"
+        " the file can be corrupted"
     )
+    fix = "move the database to a local disk, or use PostgreSQL for workers on several hosts"
+    return Check("file system", FAIL, message, fix, {"mount_point": mount_point, "type": kind})
 
 
 def mount_of(path: str, mounts: str = MOUNTS) -> tuple[str, str]:
@@ -241,3 +298,15 @@ def mount_of(path: str, mounts: str = MOUNTS) -> tuple[str, str]:
     except OSError:
         return best
     return best
+
+
+CHECKS: list[tuple[str, Callable[[Look], Check]]] = [
+    ("workers", workers),
+    ("queues", queues),
+    ("waiting", waiting),
+    ("stuck jobs", stuck),
+    ("schedules", schedules),
+    ("job types", job_types),
+    ("clocks", clocks),
+    ("file system", file_system),
+]

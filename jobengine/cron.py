@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import zoneinfo
 from collections.abc import Iterator
@@ -78,12 +79,17 @@ def interval_seconds(every: timedelta | float | int) -> float:
 
 def format_duration(seconds: float) -> str:
     """300 -> '5m', 5400 -> '1h30m': the form `--every` reads."""
+    return "".join(f"{count}{unit}" for unit, count in _in_units(seconds)) or "0s"
+
+
+def _in_units(seconds: float) -> list[tuple[str, int]]:
+    """Whole seconds as (unit, count) from days down, zero counts left out: 5400 -> h 1, m 30."""
     remaining, parts = int(seconds), []
     for unit, size in UNITS:
         count, remaining = divmod(remaining, size)
         if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
+            parts.append((unit, count))
+    return parts
 
 
 def _cron_text(expression: str) -> str:
@@ -200,12 +206,7 @@ class Recurrence:
 
     def upcoming(self, start: float, count: int) -> list[float]:
         """`count` fire times from `start` (included)."""
-        times: list[float] = []
-        moment = self.at_or_after(start)
-        while moment is not None and len(times) < count:
-            times.append(moment)
-            moment = self.after(moment)
-        return times
+        return list(itertools.islice(self.between(start, math.inf), count))
 
     def plan(self, first: float, now: float, grace: float, missed: str, window: float) -> Plan:
         """The runs due at `now` from the pending fire time `first`, after the missed-run policy.
@@ -241,13 +242,10 @@ def _multiple(every: float, moment: float, strictly: bool) -> float:
 
 
 def describe_interval(seconds: float) -> str:
-    parts = []
-    remaining = int(seconds)
-    for unit, size in UNITS:
-        count, remaining = divmod(remaining, size)
-        if count:
-            word = WORDS[unit]
-            parts.append(f"{count} {word}s" if count > 1 else f"1 {word}")
+    parts = [
+        f"{count} {WORDS[unit]}s" if count > 1 else f"1 {WORDS[unit]}"
+        for unit, count in _in_units(seconds)
+    ]
     if len(parts) == 1 and parts[0].startswith("1 "):
         return f"every {parts[0][2:]}"
     return "every " + " ".join(parts)

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import traceback
+from dataclasses import asdict
 from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
@@ -90,17 +91,13 @@ class Child:
             send(self.connection, self.lock, {"started": True})
             send(self.connection, self.lock, {"outcome": _encode(failure_of(error))})
             return
-        job_type = JobType(name=message["type"], function=function)
-        job_log = JobLog(message["job"], message["attempt"], self._send_line, message["log_cap"])
-        self.context = JobContext(
-            message["job"],
-            message["attempt"],
-            message["type"],
-            job_logger(message["type"]),
-            self._send_progress,
-        )
+        job_id, attempt, type_name = message["job"], message["attempt"], message["type"]
+        job_type = JobType(name=type_name, function=function)
+        job_log = JobLog(job_id, attempt, self._send_line, message["log_cap"])
+        context = JobContext(job_id, attempt, type_name, job_logger(type_name), self._send_progress)
+        self.context = context
         send(self.connection, self.lock, {"started": True})
-        outcome = run_job(job_type, message["args"], self.context, job_log)
+        outcome = run_job(job_type, message["args"], context, job_log)
         self.context = None
         send(self.connection, self.lock, {"outcome": _encode(outcome)})
 
@@ -131,21 +128,18 @@ class Child:
         send(self.connection, self.lock, {"progress": fraction, "message": message})
 
 
-def main_thread_stack() -> list[list[Any]]:
-    """The main thread's frames, outermost first: [file, line, function, source text]."""
-    frame = sys._current_frames().get(threading.main_thread().ident or 0)
+def frames_of(frame: FrameType | None) -> list[list[Any]]:
+    """A thread's frames, outermost first: [file, line, function, source text]."""
     summary = traceback.extract_stack(frame) if frame is not None else []
     return [[item.filename, item.lineno, item.name, item.line] for item in summary]
 
 
+def main_thread_stack() -> list[list[Any]]:
+    return frames_of(sys._current_frames().get(threading.main_thread().ident or 0))
+
+
 def _encode(outcome: Outcome) -> dict[str, Any]:
-    return {
-        "status": outcome.status.value,
-        "output": outcome.output,
-        "errors": outcome.errors,
-        "result_json": outcome.result_json,
-        "stopped": outcome.stopped,
-    }
+    return {**asdict(outcome), "status": outcome.status.value}
 
 
 def die_with_parent() -> None:

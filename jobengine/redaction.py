@@ -89,9 +89,6 @@ def secrets_of(url: str) -> set[str]:
     return {secret for secret in found if len(secret) >= SHORTEST_FRAGMENT and secret != MASK}
 
 
-# -- the rules ------------------------------------------------------------------------------------
-
-
 def _user_information(url: str) -> tuple[str | None, str | None]:
     """(user, password) of scheme://user:password@host..., reading up to the last @ so that an
     unencoded @, /, ? or # in the password stays in it; (None, None) where there is none."""
@@ -126,11 +123,9 @@ def _libpq_passwords(text: str) -> list[str]:
         return []
     try:
         from psycopg.conninfo import conninfo_to_dict
-    except ImportError:  # pragma: no cover - without the postgres extra the text rules stand
-        return []
-    try:
+
         parsed = conninfo_to_dict(text)
-    except Exception:  # not a connection string libpq reads
+    except Exception:  # no psycopg (then the text rules stand), or not a string libpq reads
         return []
     return [str(parsed[field]) for field in PASSWORD_FIELDS if parsed.get(field)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, Protocol
 
 from jobengine.clock import Clock, utc_text
@@ -27,11 +28,12 @@ from jobengine.errors import (
     UnknownJobType,
 )
 from jobengine.model import NewJob, Status
-from jobengine.registry import JobType, Registry
+from jobengine.registry import Registry
 from jobengine.store import Store, Transaction
 from jobengine.store.schedules import Run, Schedule, encode
 
 log = logging.getLogger("jobengine.scheduler")
+# Names for the lists the Scheduler returns: inside the class, `list` is its method.
 Schedules = list[Schedule]
 Times = list[float]
 Ids = list[int]
@@ -71,8 +73,6 @@ class Scheduler:
         self.grace = DEFAULT_GRACE
         self._definitions: dict[str, Definition] = {}
 
-    # -- defined in code ------------------------------------------------------------------------
-
     def define(self, name: str, type: str, expression: str | None = None, **options: Any) -> None:
         """Keep a code definition (validated now) for `sync()`; a name defined again replaces."""
         self._settings(name, type, expression, options, check_type=type in self.registry)
@@ -111,14 +111,11 @@ class Scheduler:
             if not settings["enabled"] and row.enabled:
                 changes["enabled"] = False
             if any(key in changes for key in TIMING):
-                changes["next_fire_time"] = recurrence_of(row.with_changes(**changes)).at_or_after(
-                    now
-                )
+                edited = replace(row, **changes)
+                changes["next_fire_time"] = recurrence_of(edited).at_or_after(now)
             if changes:
                 store.update(transaction, name, {**changes, "updated_at": now})
                 log.info("schedule %s: updated from code (%s)", name, ", ".join(sorted(changes)))
-
-    # -- runtime API ----------------------------------------------------------------------------
 
     def add(self, name: str, type: str, expression: str | None = None, **options: Any) -> Schedule:
         """Create a schedule at runtime; nothing is written on bad input."""
@@ -156,14 +153,15 @@ class Scheduler:
         update = {key: settings[key] for key in DEFINITION}
         update.update(origin=RUNTIME, updated_at=now)
         if any(update[key] != getattr(current, key) for key in TIMING):
-            edited = current.with_changes(**update)
+            edited = replace(current, **update)
             update["next_fire_time"] = recurrence_of(edited).at_or_after(now)
         return self._update(name, update)
 
     def pause(self, name: str) -> Schedule:
         """Stop firing until resumed (an operator's pause survives every sync)."""
-        if not self.get(name).enabled:
-            return self.get(name)
+        current = self.get(name)
+        if not current.enabled:
+            return current
         return self._update(name, {"enabled": False, "updated_at": self.clock.now()})
 
     def resume(self, name: str) -> Schedule:
@@ -226,8 +224,6 @@ class Scheduler:
         due = schedule.next_fire_time
         return schedule.enabled and due is not None and due < self.clock.now() - self.grace
 
-    # -- firing ---------------------------------------------------------------------------------
-
     def tick(self, now: float) -> Ids:
         """Fire every due run; return the ids of the jobs this call inserted.
 
@@ -283,14 +279,11 @@ class Scheduler:
     def _cancel_previous(self, name: str, before: float) -> None:
         with self._store().database.transaction(write=False) as transaction:
             previous = self._store().schedules.unended_runs(transaction, name, before)
+        reason = f"schedule {name}: the run of {utc_text(before)} replaces it"
+        reason += " (overlap policy cancel_previous)"
         for run in previous:
             try:
-                self.cancel(
-                    run.job_id,
-                    actor=ACTOR,
-                    reason=f"schedule {name}: the run of {utc_text(before)} replaces it "
-                    "(overlap policy cancel_previous)",
-                )
+                self.cancel(run.job_id, actor=ACTOR, reason=reason)
             except JobEngineError as error:  # it ended meanwhile: nothing to cancel
                 log.info("schedule %s: job %s not cancelled: %s", name, run.job_id, error)
 
@@ -300,8 +293,6 @@ class Scheduler:
         late = sum(1 for fire_time in fire if fire_time < now - self.grace)
         message = "schedule %s: runs due since %s were late (no worker ticked); %r fired %d"
         log.warning(message, schedule.name, utc_text(plan.late_from), schedule.missed, late)
-
-    # -- building rows and jobs -----------------------------------------------------------------
 
     def _settings(
         self,
@@ -318,12 +309,12 @@ class Scheduler:
         return settings
 
     def _new(self, name: str, settings: dict[str, Any], origin: str, now: float) -> Schedule:
-        next_fire_time = recurrence_of_settings(settings).at_or_after(now)
+        recurrence = Recurrence(settings["expression"], settings["every"], settings["timezone"])
         return Schedule(
             name=name,
             origin=origin,
             last_fire_time=None,
-            next_fire_time=next_fire_time,
+            next_fire_time=recurrence.at_or_after(now),
             created_at=now,
             updated_at=now,
             **settings,
@@ -331,17 +322,14 @@ class Scheduler:
 
     def _job(self, schedule: Schedule, fire_time: float | None, run_at: float) -> NewJob:
         """The job of one run, with the job type's defaults where the schedule sets none."""
-        job_type: JobType | None = None
-        if schedule.type in self.registry:
-            job_type = self.registry.get(schedule.type)
-        queue = schedule.queue or (job_type.queue if job_type else "default")
+        job_type = self.registry.get(schedule.type) if schedule.type in self.registry else None
         priority = schedule.priority
         if priority is None:
             priority = job_type.priority if job_type else 0
         return NewJob(
             type=schedule.type,
             args=encode(schedule.args),
-            queue=queue,
+            queue=schedule.queue or (job_type.queue if job_type else "default"),
             priority=priority,
             run_at=run_at,
             max_attempts=job_type.max_attempts if job_type else 1,
@@ -355,10 +343,6 @@ class Scheduler:
             if not self._store().schedules.update(transaction, name, changes):
                 raise _not_found(name)
         return self.get(name)
-
-
-def recurrence_of_settings(settings: dict[str, Any]) -> Recurrence:
-    return Recurrence(settings["expression"], settings["every"], settings["timezone"])
 
 
 def _not_found(name: str) -> JobNotFound:

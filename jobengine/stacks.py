@@ -8,7 +8,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 from jobengine.clock import Clock
 from jobengine.errors import DatabaseUnavailable, JobEngineError
 from jobengine.executors import Executor, ProcessExecutor, Running
+from jobengine.process import frames_of
 from jobengine.store import Store
 from jobengine.store.diagnosis import COMMAND_NOTICE, Command, CommandStore
 
@@ -26,11 +26,6 @@ FORGET_AFTER = 3600.0  # seconds after which commands nobody reads are deleted
 Frames = list[list[Any]]  # [file, line, function, source text], outermost first
 Snapshot = Callable[[], Sequence[Running]]
 __all__ = ["COMMAND_NOTICE", "CommandDesk", "ask_stack", "dump_to_log", "install_dump_signal"]
-
-
-def frames_of(frame: FrameType | None) -> Frames:
-    summary = traceback.extract_stack(frame) if frame is not None else []
-    return [[item.filename, item.lineno, item.name, item.line] for item in summary]
 
 
 def from_job_function(frames: Frames, function: Callable[..., Any]) -> Frames:
@@ -181,9 +176,8 @@ def ask_stack(store: Store, worker: str, job_id: int, clock: Clock, timeout: flo
 def install_dump_signal(dump: Callable[[], None]) -> Callable[[], None]:
     """SIGUSR1 calls `dump` (in a thread of its own, not inside the signal handler); return
     what undoes it. Nothing is installed outside the main thread or over an app's own handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    if signal.getsignal(signal.SIGUSR1) is not signal.SIG_DFL:
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if not in_main_thread or signal.getsignal(signal.SIGUSR1) is not signal.SIG_DFL:
         return lambda: None
 
     def on_signal(number: int, frame: FrameType | None) -> None:

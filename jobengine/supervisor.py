@@ -115,8 +115,6 @@ class Supervisor:
         self.killed = False
         self.wake_read, self.wake_write = os.pipe()
 
-    # -- the loop -------------------------------------------------------------------------------
-
     def run(self) -> int:
         """Supervise until a stop signal and every worker has exited; 0 if all drained."""
         previous = self._install_signals()
@@ -159,8 +157,6 @@ class Supervisor:
         upcoming = [at - now for at in self.due.values()]
         waiting = 0.1 if self.replacement is not None or self.stops else 1.0
         return max(0.0, min([waiting, *upcoming]))
-
-    # -- signals --------------------------------------------------------------------------------
 
     def _install_signals(self) -> tuple[int, list[Any]]:
         os.set_blocking(self.wake_read, False)
@@ -217,8 +213,6 @@ class Supervisor:
         for child in children:
             child.kill()
 
-    # -- exits and restarts ---------------------------------------------------------------------
-
     def _reap_exits(self) -> None:
         for child in self.children():
             code = child.process.poll()
@@ -232,14 +226,7 @@ class Supervisor:
                 self.retiring.remove(child)
                 log.info("worker %s (pid %s) %s after draining", child.slot, child.pid, how)
             elif child is self.replacement:
-                self.replacement, self.rolling = None, []
-                log.error(
-                    "replacement for worker %s (pid %s) %s before it was ready; keeping the old"
-                    " worker and stopping the rolling restart",
-                    child.slot,
-                    child.pid,
-                    how,
-                )
+                self._abandon_roll(child, f"{how} before it was ready")
             else:
                 del self.slots[child.slot]
                 self._schedule_restart(child, how, ran)
@@ -253,14 +240,8 @@ class Supervisor:
             delay = self.settings.restart_delay
         self.delays[child.slot] = min(self.settings.restart_delay_max, delay * 2)
         self.due[child.slot] = time.monotonic() + delay
-        log.warning(
-            "worker %s (pid %s) %s after %.1f s; restarting it in %.1f s",
-            child.slot,
-            child.pid,
-            how,
-            ran,
-            delay,
-        )
+        message = "worker %s (pid %s) %s after %.1f s; restarting it in %.1f s"
+        log.warning(message, child.slot, child.pid, how, ran, delay)
 
     def _restart_due(self) -> None:
         now = time.monotonic()
@@ -278,16 +259,10 @@ class Supervisor:
             and child.term_sent is not None
             and now - child.term_sent > self.settings.stop_timeout
         ]
+        message = "worker %s (pid %s) did not stop %.0f s after SIGTERM; killing it"
         for child in late:
-            log.error(
-                "worker %s (pid %s) did not stop %.0f s after SIGTERM; killing it",
-                child.slot,
-                child.pid,
-                self.settings.stop_timeout,
-            )
+            log.error(message, child.slot, child.pid, self.settings.stop_timeout)
         self._kill(late)
-
-    # -- rolling restart ------------------------------------------------------------------------
 
     def start_roll(self) -> None:
         """SIGHUP: replace the workers one by one, each old one draining once its
@@ -317,23 +292,18 @@ class Supervisor:
             if old is not None:
                 self.retiring.append(old)
                 old.terminate()
-            log.info(
-                "worker %s: pid %s ready, pid %s draining",
-                replacement.slot,
-                replacement.pid,
-                old.pid if old else "-",
-            )
+            message = "worker %s: pid %s ready, pid %s draining"
+            log.info(message, replacement.slot, replacement.pid, old.pid if old else "-")
         elif time.monotonic() - replacement.started > self.settings.ready_timeout:
-            log.error(
-                "replacement for worker %s (pid %s) not ready in %.0f s; keeping the old"
-                " worker and stopping the rolling restart",
-                replacement.slot,
-                replacement.pid,
-                self.settings.ready_timeout,
-            )
-            self.replacement, self.rolling = None, []
+            self._abandon_roll(replacement, f"not ready in {self.settings.ready_timeout:.0f} s")
             self.retiring.append(replacement)
             replacement.terminate()
+
+    def _abandon_roll(self, replacement: Child, what: str) -> None:
+        """Keep the old worker of the replacement's slot and stop the rolling restart."""
+        self.replacement, self.rolling = None, []
+        message = "replacement for worker %s (pid %s) %s; keeping the old worker and stopping"
+        log.error(message + " the rolling restart", replacement.slot, replacement.pid, what)
 
     def _ready(self, child: Child) -> bool:
         """Registered in the workers table; without a database, alive for FALLBACK_READY s."""

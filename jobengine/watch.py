@@ -84,13 +84,8 @@ class WorkerWatch:
 
     def _first_reaper(self) -> Reaper:
         """At start-up, recover what the workers of a previous run on this host left."""
-        reaper = Reaper(
-            self.engine.store,
-            self.engine.registry,
-            f"supervisor {self.host}:{os.getpid()}",
-            self.dead_after,
-            self.engine.clock.now,
-        )
+        engine, actor = self.engine, f"supervisor {self.host}:{os.getpid()}"
+        reaper = Reaper(engine.store, engine.registry, actor, self.dead_after, engine.clock.now)
         reaper.recover_earlier_workers(self.host, "")
         self.reaper = reaper
         return reaper

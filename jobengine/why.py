@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from jobengine.clock import utc_text
@@ -30,6 +30,8 @@ RECOVERY_VERBS = frozenset({"retry", "release", "reap", "cancel"})
 # CANCELED (no person moves a job from TO_CANCEL: only its worker or a reaper does).
 RECOVERED_TO = frozenset({Status.PENDING, Status.FAILURE})
 CANCEL_ENDED = (Status.TO_CANCEL, Status.CANCELED)
+CANCEL_REQUESTED = (Status.RUNNING, Status.TO_CANCEL)
+Found = tuple[str, str, dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -41,14 +43,13 @@ class Verdict:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "sentence": self.sentence, "evidence": self.evidence}
-
-
-# -- the facts a verdict is drawn from ---------------------------------------------------------
+        return asdict(self)
 
 
 @dataclass(frozen=True)
 class Facts:
+    """What a verdict is drawn from: the job, its events, and the workers as the tables say."""
+
     job: Job
     events: list[Event]
     now: float
@@ -98,24 +99,15 @@ def explain(
     job_url: JobUrl | None = None,
 ) -> Verdict:
     """The verdict on `job` as the tables say it is at `now`."""
-    facts = Facts(job, store.jobs.events(job.id), now, dead_after, store, queries(store))
+    queries = DiagnosisQueries(store.database)
+    facts = Facts(job, store.jobs.events(job.id), now, dead_after, store, queries)
     code, sentence, evidence = EXPLAINERS[job.status](facts)
     return Verdict(code, sentence, {**facts.base(job_url(job.id) if job_url else None), **evidence})
 
 
-def queries(store: Store) -> DiagnosisQueries:
-    return DiagnosisQueries(store.database)
-
-
-Found = tuple[str, str, dict[str, Any]]
-
-
-# -- PENDING -----------------------------------------------------------------------------------
-
-
 def _pending(facts: Facts) -> Found:
-    job, now = facts.job, facts.now
-    retry = _last_retry(facts.events)
+    job, now, events = facts.job, facts.now, facts.events
+    retry = events[-1] if events and events[-1].verb == "retry" else None
     if job.run_at > now:
         due = f"{utc_text(job.run_at)} ({ago(job.run_at, now)})"
         if retry is not None:
@@ -129,11 +121,6 @@ def _pending(facts: Facts) -> Found:
         sentence += f" (retry {job.attempt} of {job.max_attempts}, due since the backoff ended)"
     waited = round(now - job.run_at, 3)
     return code, sentence, {"run_at": timestamp(job.run_at), "due_seconds": waited, **evidence}
-
-
-def _last_retry(events: Sequence[Event]) -> Event | None:
-    last = events[-1] if events else None
-    return last if last is not None and last.verb == "retry" else None
 
 
 def _due(facts: Facts) -> Found:
@@ -150,10 +137,11 @@ def _due(facts: Facts) -> Found:
             f" registered (the types of the {plural(len(claiming), 'worker')} serving it:"
             f" {', '.join(names) or 'none'}); start a worker whose app registers `{job.type}`"
         )
-        return "no_worker_for_type", sentence, {"serving_workers": _ids(claiming)}
+        return "no_worker_for_type", sentence, {"serving_workers": worker_ids(claiming)}
     busy, capacity = sum(w.running_jobs for w in typed), sum(w.record.concurrency for w in typed)
     ahead = facts.queries.jobs_ahead(job, facts.now)
-    load = {"busy": busy, "capacity": capacity, "jobs_ahead": ahead, "serving_workers": _ids(typed)}
+    load: dict[str, Any] = {"busy": busy, "capacity": capacity, "jobs_ahead": ahead}
+    load["serving_workers"] = worker_ids(typed)
     if busy >= capacity:
         who = f"all {len(typed)} live workers" if len(typed) > 1 else "the only live worker"
         sentence = (
@@ -177,19 +165,16 @@ def _unserved(facts: Facts, serving: list[WorkerOverview]) -> Found:
             f"waiting: the only live workers serving queue `{queue}` are draining (stopping):"
             f" {', '.join(worker_label(w.record.id) for w in draining)}; start another worker"
         )
-        return "workers_draining", sentence, {"draining_workers": _ids(draining)}
+        return "workers_draining", sentence, {"draining_workers": worker_ids(draining)}
     sentence = (
         f"waiting: no live worker serves queue `{queue}`; start one with"
         f" `jobengine worker --queues {queue}` (or without --queues to serve every queue)"
     )
-    return "no_worker", sentence, {"live_workers": _ids(facts.live_workers)}
+    return "no_worker", sentence, {"live_workers": worker_ids(facts.live_workers)}
 
 
-def _ids(workers: Sequence[WorkerOverview]) -> list[str]:
+def worker_ids(workers: Sequence[WorkerOverview]) -> list[str]:
     return [worker.record.id for worker in workers]
-
-
-# -- QUEUED, RUNNING, TO_CANCEL ----------------------------------------------------------------
 
 
 def _queued(facts: Facts) -> Found:
@@ -244,7 +229,8 @@ def _running_hint(facts: Facts, ran: float, quiet: float) -> tuple[str, str | No
 
 def _to_cancel(facts: Facts) -> Found:
     job, owner, now = facts.job, facts.owner, facts.now
-    request = next((e for e in reversed(facts.events) if _is_cancel_request(e)), None)
+    requests = [e for e in facts.events if (e.from_status, e.to_status) == CANCEL_REQUESTED]
+    request = requests[-1] if requests else None
     asked = job.cancel_requested_at or (request.at if request else now)
     sentence = f"cancel requested {ago(asked, now)}"
     sentence += f" by {actor_label(request.actor)}" if request else ""
@@ -253,14 +239,9 @@ def _to_cancel(facts: Facts) -> Found:
     evidence["last_step"] = step
     if not facts.alive(owner):
         sentence += f"; its worker {worker_label(job.worker or '?')} {_silence(facts, owner)}"
-        return (
-            "canceling_on_dead_worker",
-            f"{sentence}; {_reaper(facts, 'end it CANCELED')}",
-            evidence,
-        )
-    sentence += (
-        f"; {step}" if step else "; its worker has not taken the first step of the ladder yet"
-    )
+        sentence += f"; {_reaper(facts, 'end it CANCELED')}"
+        return "canceling_on_dead_worker", sentence, evidence
+    sentence += f"; {step or 'its worker has not taken the first step of the ladder yet'}"
     if now - asked > KILL_GRACE:
         sentence += (
             f"; it has resisted for {duration(now - asked)} (a thread job in a blocking call cannot"
@@ -268,10 +249,6 @@ def _to_cancel(facts: Facts) -> Found:
         )
         return "cancel_resisted", sentence, evidence
     return "canceling", sentence, evidence
-
-
-def _is_cancel_request(event: Event) -> bool:
-    return event.from_status is Status.RUNNING and event.to_status is Status.TO_CANCEL
 
 
 def _last_step(events: Sequence[Event], status: Status, now: float) -> str | None:
@@ -320,9 +297,6 @@ def _reaper(facts: Facts, action: str) -> str:
     return f"no live worker is running to reap it: start one and its reaper will {action}"
 
 
-# -- ended ------------------------------------------------------------------------------------
-
-
 def _ended(facts: Facts) -> Found:
     job, now = facts.job, facts.now
     final = next((e for e in reversed(facts.events) if e.to_status is job.status), None)
@@ -368,8 +342,5 @@ EXPLAINERS: dict[Status, Callable[[Facts], Found]] = {
     Status.QUEUED: _queued,
     Status.RUNNING: _running,
     Status.TO_CANCEL: _to_cancel,
-    Status.CANCELED: _ended,
-    Status.SUCCESS: _ended,
-    Status.WARNING: _ended,
-    Status.FAILURE: _ended,
+    **{status: _ended for status in Status if status.terminal},
 }

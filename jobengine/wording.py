@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 UNITS = ((86400, "d"), (3600, "h"), (60, "min"), (1, "s"))
-__all__ = ["actor_label", "ago", "duration", "plural", "worker_label"]
 
 
 def duration(seconds: float) -> str:

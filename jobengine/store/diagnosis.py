@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 from jobengine.model import Job, LogLine, Status
-from jobengine.store.database import Database
+from jobengine.store.database import Database, Row
 from jobengine.store.jobs import CHANNEL
 from jobengine.store.workers import LIVE, WorkerRecord
 
@@ -28,11 +29,19 @@ class DueGroup:
     oldest_run_at: float
 
 
-class DiagnosisQueries:
-    """Read-only questions `why`, `doctor` and the support bundle ask of the tables."""
+class _Reader:
+    """Queries of one database, each read in a read-only transaction of its own."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self.database.transaction(write=False) as transaction:
+            return transaction.execute(sql, params)
+
+
+class DiagnosisQueries(_Reader):
+    """Read-only questions `why`, `doctor` and the support bundle ask of the tables."""
 
     def round_trip(self, tries: int = 3) -> float:
         """Seconds of the quickest of `tries` round trips of a trivial query."""
@@ -46,49 +55,37 @@ class DiagnosisQueries:
 
     def worker(self, worker_id: str) -> WorkerRecord | None:
         """One worker's row, whatever its state."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute("SELECT * FROM workers WHERE id = ?", (worker_id,))
+        rows = self._read("SELECT * FROM workers WHERE id = ?", (worker_id,))
         return WorkerRecord.from_row(rows[0]) if rows else None
 
     def jobs_ahead(self, job: Job, now: float) -> int:
         """Due PENDING jobs of the job's queue that a worker claims before it (priority, then
         run_at, then id: the claim's order)."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT COUNT(*) AS n FROM jobs WHERE status = 'PENDING' AND queue = ?"
-                " AND run_at <= ? AND id != ? AND (priority > ? OR (priority = ?"
-                " AND (run_at < ? OR (run_at = ? AND id < ?))))",
-                (
-                    job.queue,
-                    now,
-                    job.id,
-                    job.priority,
-                    job.priority,
-                    job.run_at,
-                    job.run_at,
-                    job.id,
-                ),
-            )
+        priority, run_at = job.priority, job.run_at
+        rows = self._read(
+            "SELECT COUNT(*) AS n FROM jobs WHERE status = 'PENDING' AND queue = ?"
+            " AND run_at <= ? AND id != ? AND (priority > ? OR (priority = ?"
+            " AND (run_at < ? OR (run_at = ? AND id < ?))))",
+            (job.queue, now, job.id, priority, priority, run_at, run_at, job.id),
+        )
         return int(rows[0]["n"])
 
     def last_log_line(self, job_id: int, attempt: int) -> LogLine | None:
         """The newest line the job's attempt wrote, if any."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM job_logs WHERE job_id = ? AND attempt = ? ORDER BY id DESC LIMIT 1",
-                (job_id, attempt),
-            )
+        rows = self._read(
+            "SELECT * FROM job_logs WHERE job_id = ? AND attempt = ? ORDER BY id DESC LIMIT 1",
+            (job_id, attempt),
+        )
         return LogLine.from_row(rows[0]) if rows else None
 
     def due_groups(self, now: float) -> list[DueGroup]:
         """Due PENDING jobs counted by queue and type."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT queue, type, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs"
-                " WHERE status = 'PENDING' AND run_at <= ? GROUP BY queue, type"
-                " ORDER BY queue, type",
-                (now,),
-            )
+        rows = self._read(
+            "SELECT queue, type, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs"
+            " WHERE status = 'PENDING' AND run_at <= ? GROUP BY queue, type"
+            " ORDER BY queue, type",
+            (now,),
+        )
         return [
             DueGroup(str(row["queue"]), str(row["type"]), int(row["n"]), float(row["oldest"]))
             for row in rows
@@ -99,25 +96,23 @@ class DiagnosisQueries:
     ) -> list[Job]:
         """Active jobs whose owner is not a live worker, RUNNING ones past their timeout plus
         `kill_grace`, and TO_CANCEL ones asked to stop longer than `kill_grace` ago."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT j.* FROM jobs j LEFT JOIN workers w ON w.id = j.worker"
-                f" WHERE j.status IN {ACTIVE_SQL} AND (w.id IS NULL OR w.state NOT IN (?, ?)"
-                " OR w.heartbeat < ? OR (j.status = 'RUNNING' AND j.timeout IS NOT NULL"
-                " AND j.started_at + j.timeout + ? < ?)"
-                " OR (j.status = 'TO_CANCEL' AND j.cancel_requested_at < ?)) ORDER BY j.id LIMIT ?",
-                (*LIVE, now - dead_after, kill_grace, now, now - kill_grace, limit),
-            )
+        rows = self._read(
+            "SELECT j.* FROM jobs j LEFT JOIN workers w ON w.id = j.worker"
+            f" WHERE j.status IN {ACTIVE_SQL} AND (w.id IS NULL OR w.state NOT IN (?, ?)"
+            " OR w.heartbeat < ? OR (j.status = 'RUNNING' AND j.timeout IS NOT NULL"
+            " AND j.started_at + j.timeout + ? < ?)"
+            " OR (j.status = 'TO_CANCEL' AND j.cancel_requested_at < ?)) ORDER BY j.id LIMIT ?",
+            (*LIVE, now - dead_after, kill_grace, now, now - kill_grace, limit),
+        )
         return [Job.from_row(row) for row in rows]
 
     def worth_a_look(self, failed_since: float, limit: int) -> list[Job]:
         """Jobs not ended, and jobs that failed since `failed_since`, newest first."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                f"SELECT * FROM jobs WHERE status IN {UNENDED_SQL}"
-                " OR (status = ? AND finished_at >= ?) ORDER BY id DESC LIMIT ?",
-                (Status.FAILURE.value, failed_since, limit),
-            )
+        rows = self._read(
+            f"SELECT * FROM jobs WHERE status IN {UNENDED_SQL}"
+            " OR (status = ? AND finished_at >= ?) ORDER BY id DESC LIMIT ?",
+            (Status.FAILURE.value, failed_since, limit),
+        )
         return [Job.from_row(row) for row in rows]
 
 
@@ -135,23 +130,12 @@ class Command:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Command:
-        answer = json.loads(row["answer"]) if row["answer"] else None
-        return cls(
-            int(row["id"]),
-            str(row["worker"]),
-            row["job_id"],
-            str(row["kind"]),
-            float(row["created_at"]),
-            row["answered_at"],
-            answer,
-        )
+        values = {field.name: row[field.name] for field in fields(cls)}
+        return cls(**values | {"answer": json.loads(row["answer"]) if row["answer"] else None})
 
 
-class CommandStore:
+class CommandStore(_Reader):
     """The commands table: ask a worker, let it answer, read the answer."""
-
-    def __init__(self, database: Database) -> None:
-        self.database = database
 
     def ask(self, worker: str, kind: str, job_id: int | None, now: float) -> int:
         """Insert a command for `worker` and wake the workers once it commits; its id."""
@@ -166,11 +150,10 @@ class CommandStore:
 
     def unanswered(self, worker: str) -> list[Command]:
         """The commands `worker` has not answered yet, oldest first."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM commands WHERE worker = ? AND answered_at IS NULL ORDER BY id",
-                (worker,),
-            )
+        rows = self._read(
+            "SELECT * FROM commands WHERE worker = ? AND answered_at IS NULL ORDER BY id",
+            (worker,),
+        )
         return [Command.from_row(row) for row in rows]
 
     def answer(self, command_id: int, answer: dict[str, Any], now: float) -> None:
@@ -181,8 +164,7 @@ class CommandStore:
             )
 
     def get(self, command_id: int) -> Command | None:
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute("SELECT * FROM commands WHERE id = ?", (command_id,))
+        rows = self._read("SELECT * FROM commands WHERE id = ?", (command_id,))
         return Command.from_row(rows[0]) if rows else None
 
     def forget(self, command_id: int, older_than: float) -> None:

@@ -52,13 +52,6 @@ def _apply(transaction: Transaction, migration: Migration) -> None:
     )
 
 
-def _create_version_table(transaction: Transaction) -> None:
-    transaction.execute(
-        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-        "applied_at DOUBLE PRECISION NOT NULL)"
-    )
-
-
 def upgrade(database: Database) -> list[Migration]:
     """Apply every migration not applied yet; return those applied."""
     done: list[Migration] = []
@@ -66,7 +59,10 @@ def upgrade(database: Database) -> list[Migration]:
         database.lock_migrations(transaction)
         applied = _applied(transaction, database)
         if applied is None:
-            _create_version_table(transaction)
+            transaction.execute(
+                "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                "applied_at DOUBLE PRECISION NOT NULL)"
+            )
             applied = []
         for migration in available(database.dialect):
             if migration.version not in applied:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 from jobengine.errors import InvalidSchedule
@@ -50,12 +50,6 @@ class Schedule:
         row["args"] = encode(self.args)
         return row
 
-    def to_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in COLUMNS}
-
-    def with_changes(self, **changes: Any) -> Schedule:
-        return replace(self, **changes)
-
 
 COLUMNS = tuple(field.name for field in fields(Schedule))
 
@@ -84,19 +78,16 @@ class Run:
             finished_at=row["finished_at"],
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        return {**vars(self), "status": self.status.value}
-
 
 def encode(arguments: dict[str, Any]) -> str:
     return json.dumps(arguments, sort_keys=True)
 
 
 class ScheduleStore:
+    """The schedules table, and the runs a schedule fired (rows of the jobs table)."""
+
     def __init__(self, database: Database) -> None:
         self.database = database
-
-    # -- the schedules table --------------------------------------------------------------------
 
     def insert(self, transaction: Transaction, schedule: Schedule) -> bool:
         """Insert a schedule; False (nothing written) when its name exists already."""
@@ -177,8 +168,6 @@ class ScheduleStore:
         with self.database.transaction(write=False) as transaction:
             rows = transaction.execute("SELECT COUNT(*) AS n FROM schedules")
         return int(rows[0]["n"])
-
-    # -- the runs a schedule fired (rows of the jobs table) -------------------------------------
 
     def unended_runs(self, transaction: Transaction, name: str, before: float) -> list[Run]:
         """Runs of `name` not ended yet, fired before `before` or started by hand."""
