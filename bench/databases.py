@@ -15,6 +15,7 @@ POSTGRES_SERVER = os.environ.get(
     "JOBENGINE_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
 )
 SQLITE, POSTGRES = "SQLite", "PostgreSQL"
+FILL_BATCH = 1_000
 
 
 @contextmanager
@@ -63,8 +64,8 @@ def backends() -> list[str]:
 
 def fill(store: Store, count: int, now: float, job_type: str = "noop") -> None:
     """Insert `count` due PENDING jobs in one transaction (the way a bulk producer would)."""
-    arguments = json.dumps({})
+    new_job = NewJob(job_type, json.dumps({}), "default", 0, now, 1)
     with store.database.transaction() as transaction:
-        for _ in range(count):
-            new_job = NewJob(job_type, arguments, "default", 0, now, 1)
-            store.jobs.insert(transaction, new_job, now, "bench")
+        for start in range(0, count, FILL_BATCH):
+            batch = [new_job] * min(FILL_BATCH, count - start)
+            store.jobs.insert_many(transaction, batch, now, "bench")
