@@ -1,7 +1,7 @@
 """The dashboard over 1,000,000 jobs: how long each page takes to render, over real HTTP.
 
-`python -m bench.dashboard [--jobs N] [--requests N]`. The jobs page's first page and a
-status filter must answer in under 200 ms on PostgreSQL (issue 13).
+`python -m bench.dashboard [--jobs N] [--requests N]`. The jobs page's first page, a status
+filter, the Overview and /metrics must answer in under 200 ms on PostgreSQL (issue 13).
 """
 
 from __future__ import annotations
@@ -30,11 +30,15 @@ STATUS = (
     " WHEN n % 50 = 2 THEN 'CANCELED' WHEN n % 100 = 3 THEN 'WARNING' ELSE 'SUCCESS' END"
 )
 TYPE = "CASE n % 3 WHEN 0 THEN 'provision' WHEN 1 THEN 'report' ELSE 'sync' END"
+RAN = "CASE WHEN n % 1000 = 0 THEN NULL ELSE {} END"  # a waiting job has not run yet
+STARTED, FINISHED = RAN.format("? + n * 0.01"), RAN.format("? + n * 0.01 + 0.5")
+WORKER = RAN.format("'bench:1:a'")
 VALUES = (
     f"{TYPE}, 'default', 0, {STATUS}, '{{\"server\": \"web-' || (n % 500) || '\"}}',"
-    " ? + n * 0.01, ? + n * 0.01, ? + n * 0.01, ? + n * 0.01 + 0.5, 1, 1, 'bench:1:a'"
+    f" ? + n * 0.01, ? + n * 0.01, {STARTED}, {FINISHED}, 1, 1, {WORKER}"
 )
-REQUIRED = ("/jobs", "/jobs?status=FAILURE")
+REQUIRED = ("/jobs", "/jobs?status=FAILURE", "/", "/metrics")
+COLD = "first request after start"
 
 
 def add_jobs(engine: Engine, count: int, start: float) -> float:
@@ -64,6 +68,7 @@ def pages(engine: Engine) -> list[tuple[str, str]]:
     """(what, path) of every page measured."""
     middle = engine.list(limit=1, status="FAILURE")[0].id // 2
     job = engine.list(limit=1, status="FAILURE")[0].id
+    oldest = engine.list(limit=1, status="FAILURE", after=10)[0].id
     return [
         ("jobs page, first page", "/jobs"),
         ("jobs page, status filter", "/jobs?status=FAILURE"),
@@ -73,6 +78,7 @@ def pages(engine: Engine) -> list[tuple[str, str]]:
         ("jobs page, free-text search", "/jobs?q=web-42"),
         ("API job list, status filter", "/api/jobs?status=FAILURE"),
         ("job detail", f"/jobs/{job}"),
+        ("job detail, one of the first jobs", f"/jobs/{oldest}"),
         ("overview", "/"),
         ("metrics", "/metrics"),
     ]
@@ -91,30 +97,52 @@ def timings(client: httpx.Client, path: str, requests: int) -> list[float]:
     return found
 
 
+def first_request(engine: Engine, path: str) -> float:
+    """Milliseconds of the first request of `path` to a dashboard just started: its running
+    count of ended jobs counts everything from scratch (as it does again once an hour)."""
+    server = DashboardServer(engine, WebConfig(port=0)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            client.get("/healthz").raise_for_status()  # the connection, without counting
+            began = time.perf_counter()
+            client.get(path).raise_for_status()
+            return (time.perf_counter() - began) * 1000
+    finally:
+        server.stop()
+
+
+def time_pages(engine: Engine, backend: str, requests: int, table: Table) -> bool:
+    """Time every page on one dashboard; True if the required ones are fast."""
+    fast = True
+    server = DashboardServer(engine, WebConfig(port=0)).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for what, path in pages(engine):
+                found = sorted(timings(client, path, requests))
+                median = statistics.median(found)
+                p95 = found[min(len(found) - 1, int(len(found) * 0.95))]
+                required = path in REQUIRED and backend == POSTGRES
+                verdict = ("ok" if p95 < TARGET_MS else "TOO SLOW") if required else ""
+                fast = fast and (not required or p95 < TARGET_MS)
+                table.add(backend, what, path, median, p95, verdict)
+    finally:
+        server.stop()
+    return fast
+
+
 def measure(backend: str, count: int, requests: int, table: Table) -> bool:
     """Fill a fresh database, serve it, time every page; True if the required ones are fast."""
-    fast = True
     with fresh_database(backend) as url:
         engine = Engine(url)
         try:
             seconds = add_jobs(engine, count, time.time() - count * 0.01)
             print(f"{backend}: {count:,} jobs inserted in {seconds:.1f} s", flush=True)
-            server = DashboardServer(engine, WebConfig(port=0)).start()
-            try:
-                with httpx.Client(base_url=server.url, timeout=60) as client:
-                    for what, path in pages(engine):
-                        found = sorted(timings(client, path, requests))
-                        median = statistics.median(found)
-                        p95 = found[min(len(found) - 1, int(len(found) * 0.95))]
-                        required = path in REQUIRED and backend == POSTGRES
-                        verdict = ("ok" if p95 < TARGET_MS else "TOO SLOW") if required else ""
-                        fast = fast and (not required or p95 < TARGET_MS)
-                        table.add(backend, what, path, median, p95, verdict)
-            finally:
-                server.stop()
+            for what, path in (("overview", "/"), ("metrics", "/metrics")):
+                took = first_request(engine, path)
+                table.add(backend, f"{what}, {COLD}", path, took, took, "")
+            return time_pages(engine, backend, requests, table)
         finally:
             engine.close()
-    return fast
 
 
 def run(count: int = 1_000_000, requests: int = 20) -> tuple[Table, bool]:
@@ -123,12 +151,16 @@ def run(count: int = 1_000_000, requests: int = 20) -> tuple[Table, bool]:
         ["backend", "page", "path", "median ms", "p95 ms", f"under {TARGET_MS:.0f} ms"],
     )
     table.notes.append(
-        "Real HTTP to the dashboard (uvicorn, one process) on loopback; each time includes"
-        " rendering the whole page. Required: the first page and a status filter on"
-        f" PostgreSQL, p95 under {TARGET_MS:.0f} ms."
+        "Real HTTP to the dashboard (uvicorn, one process) on loopback, one kept-alive"
+        " connection; each time includes rendering the whole page. Required: the jobs page's"
+        f" first page and a status filter, the overview and /metrics on PostgreSQL, p95 under"
+        f" {TARGET_MS:.0f} ms."
     )
     table.notes.append(
-        "The overview is measured without its 1 s shared cache: every request counts."
+        "The overview is measured without its 1 s shared summary: every request reads the"
+        " jobs not ended and the ended jobs of the minutes not settled yet (web/ended.py);"
+        " the doctor's report is kept 5 s. A 'first request after start' row is one request"
+        " to a new dashboard, which counts the ended jobs from scratch (again once an hour)."
     )
     dashboard_module.SUMMARY_SECONDS = 0.0
     fast = True

@@ -1,4 +1,4 @@
-"""The CLI as its user meets it: submit, jobs, show, cancel, rerun, log, and --help."""
+"""The CLI as its user meets it: submit, jobs, show, cancel, rerun, run-now, log, and --help."""
 
 from __future__ import annotations
 
@@ -135,6 +135,31 @@ def test_cancel_a_running_job(database_url: str, app: str, reader: Engine) -> No
     reader.store.jobs.move(Move(job_id, 1, Status.QUEUED, Status.RUNNING, "start", "w1"), 1.0)
     assert claimed.id == job_id
     assert ok(run(database_url, app, "cancel", str(job_id))).strip() == f"job {job_id}: TO_CANCEL"
+
+
+def test_run_now_makes_a_job_due_later_due_now(database_url: str, app: str, reader: Engine) -> None:
+    job_id = submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2", "--in", "2h")
+    printed = ok(run(database_url, app, "run-now", str(job_id))).strip()
+    assert printed.startswith(f"job {job_id}: due now (it was due ")
+    assert "the next free worker runs it" in printed and "\n" not in printed
+    assert reader.get(job_id).run_at <= time.time()
+    assert [(e.verb, e.actor) for e in reader.events(job_id)][-1] == ("run_now", "cli")
+    again = ok(run(database_url, app, "run-now", str(job_id))).strip()
+    assert again == f"job {job_id} was already due; nothing changed"
+    assert [e.verb for e in reader.events(job_id)].count("run_now") == 1
+
+
+def test_run_now_refuses_unknown_and_ended_jobs(database_url: str, app: str) -> None:
+    one_clear_line(run(database_url, app, "run-now", "424242"), "no job has id 424242")
+    job_id = submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2", "--in", "1h")
+    ok(run(database_url, app, "cancel", str(job_id)))
+    one_clear_line(
+        run(database_url, app, "run-now", str(job_id)),
+        f"job {job_id} is CANCELED; only a PENDING job waits for its time",
+    )
+    bad = run(database_url, app, "run-now", "abc")
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
+    assert "abc" in bad.stderr
 
 
 def test_log_prints_the_job_log(

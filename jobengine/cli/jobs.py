@@ -1,4 +1,4 @@
-"""`jobengine submit|jobs|show|cancel|rerun|log`: thin calls into the engine's producer API."""
+"""`jobengine submit|jobs|show|cancel|rerun|run-now|log`: thin calls into the engine's API."""
 
 from __future__ import annotations
 
@@ -225,6 +225,21 @@ def rerun(context: click.Context, job_id: int) -> None:
     click.echo(engine_of(context).rerun(job_id, actor="cli"))
 
 
+@click.command("run-now")
+@click.argument("job_id", type=JOB_ID)
+@click.pass_context
+def run_now(context: click.Context, job_id: int) -> None:
+    """Make a PENDING job that waits for a later time (its run_at, or a retry's wait) due now."""
+    engine = engine_of(context)
+    before, now = engine.get(job_id), engine.clock.now()
+    engine.run_now(job_id, actor="cli")
+    if before.run_at <= now:
+        click.echo(f"job {job_id} was already due; nothing changed")
+    else:
+        was = moment_and_age(before.run_at, now)
+        click.echo(f"job {job_id}: due now (it was due {was}); the next free worker runs it")
+
+
 @click.command("log")
 @click.argument("job_id", type=JOB_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
@@ -247,4 +262,4 @@ def log(context: click.Context, job_id: int, follow: bool, output: TextIO | None
         time.sleep(0.5)
 
 
-COMMANDS = [submit, list_jobs, show, cancel, rerun, log]
+COMMANDS = [submit, list_jobs, show, cancel, rerun, run_now, log]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -11,13 +10,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from jobengine.errors import JobEngineError
-from jobengine.web import pages, seams
-from jobengine.web.dashboard import PAGE_ACTOR, Dashboard, dashboard_of, is_htmx
-from jobengine.web.filters import job_id_or_none, text_value
+from jobengine.model import Job
+from jobengine.web import bulk, pages, seams
+from jobengine.web.dashboard import PAGE_ACTOR, dashboard_of, is_htmx
+from jobengine.web.filters import MAX_ID, job_id_or_none, parse_filter, text_value, whole
+from jobengine.web.formatting import time_text
 from jobengine.web.security import CSRF_FIELD, check_csrf
 
-MAX_SELECTED = 500
 READ_ONLY = "the dashboard is in read-only mode: actions are turned off"
 
 
@@ -26,7 +25,7 @@ async def checked_form(request: Request) -> FormData:
     dashboard = dashboard_of(request)
     if dashboard.config.read_only:
         raise HTTPException(403, READ_ONLY)
-    form = await request.form(max_files=0, max_fields=MAX_SELECTED + 10)
+    form = await request.form(max_files=0, max_fields=bulk.MAX_SELECTED + 10)
     submitted = form.get(CSRF_FIELD)
     check_csrf(request, dashboard.sessions, submitted if isinstance(submitted, str) else None)
     return form
@@ -80,6 +79,25 @@ async def rerun_job(request: Request) -> Response:
     return moved(request, f"/jobs/{new_id}")
 
 
+async def run_job_now(request: Request) -> Response:
+    """Make a PENDING job that waits for a later time due now."""
+    await checked_form(request)
+    dashboard = dashboard_of(request)
+    job = await run_in_threadpool(pages.load_job, dashboard, request.path_params["job_id"])
+    await run_in_threadpool(dashboard.engine.run_now, job.id, PAGE_ACTOR)
+    message = due_now_message(job, dashboard.engine.clock.now())
+    return await run_in_threadpool(job_outcome, request, job.id, message)
+
+
+def due_now_message(job: Job, now: float) -> str:
+    """What Run now did to `job` as it was just before."""
+    if job.run_at <= now:
+        return f"job {job.id} was already due: nothing changed; the next free worker takes it"
+    return (
+        f"job {job.id} is due now instead of {time_text(job.run_at)}; the next free worker takes it"
+    )
+
+
 async def run_schedule_now(request: Request) -> Response:
     """Run the job's schedule (or the schedule named in the path) once, now."""
     await checked_form(request)
@@ -106,41 +124,41 @@ def selected_ids(form: FormData) -> list[int]:
         raise HTTPException(400, "no job selected: tick the jobs to act on first")
     if None in ids:
         raise HTTPException(400, "a selected job id is not a number")
+    if len(ids) > bulk.MAX_SELECTED:
+        raise HTTPException(
+            400, f"select at most {bulk.MAX_SELECTED} jobs at once, or act on all matching"
+        )
     return [job_id for job_id in ids if job_id is not None]
 
 
-def act_on_each(dashboard: Dashboard, action: str, ids: list[int]) -> str:
-    """Cancel or rerun each job; one sentence saying what happened to how many."""
-    act: Callable[[int], object] = (
-        (lambda job_id: dashboard.engine.cancel(job_id, PAGE_ACTOR))
-        if action == "cancel"
-        else (lambda job_id: dashboard.engine.rerun(job_id, PAGE_ACTOR))
-    )
-    done, refused = 0, []
-    for job_id in ids:
-        try:
-            act(job_id)
-            done += 1
-        except JobEngineError as error:
-            refused.append(f"job {job_id}: {error}")
-    verb = "canceled (or asked to stop)" if action == "cancel" else "started again as new jobs"
-    message = f"{done} job(s) {verb}"
-    if refused:
-        message += f"; {len(refused)} refused: " + "; ".join(refused[:5])
-    return message
-
-
-async def bulk(request: Request) -> Response:
-    """Cancel or rerun the selected jobs of the jobs page."""
-    form = await checked_form(request)
-    action = form.get("action")
-    if action not in ("cancel", "rerun"):
-        raise HTTPException(400, "action must be 'cancel' or 'rerun'")
-    ids = selected_ids(form)
-    if len(ids) > MAX_SELECTED:
-        raise HTTPException(400, f"select at most {MAX_SELECTED} jobs at once")
+def act_on_all_matching(request: Request, form: FormData, action: str) -> str:
+    """Cancel or rerun every job the page's filter matches, up to the newest job counted when
+    the confirmation was shown (`upto`); one sentence saying what happened."""
     dashboard = dashboard_of(request)
-    message = await run_in_threadpool(act_on_each, dashboard, str(action), ids)
+    wanted = parse_filter(request.query_params, dashboard.engine.clock.now())
+    text = form.get("upto")
+    upto = whole("upto", text, 0, MAX_ID) if isinstance(text, str) and text else None
+    found = bulk.matching(dashboard.queries, wanted, action, upto)
+    problem = found.problem()
+    if problem is not None:
+        return problem
+    done = bulk.act_on_matching(dashboard.engine, dashboard.queries, found, PAGE_ACTOR, None)
+    return done.sentence()
+
+
+async def bulk_action(request: Request) -> Response:
+    """Cancel or rerun the ticked jobs of the jobs page, or (scope=matching) all it matches."""
+    form = await checked_form(request)
+    action = bulk.check_action(form.get("action"))
+    dashboard = dashboard_of(request)
+    if form.get("scope") == "matching":
+        message = await run_in_threadpool(act_on_all_matching, request, form, action)
+    else:
+        ids = selected_ids(form)
+        outcome = await run_in_threadpool(
+            bulk.act_on_each, dashboard.engine, action, ids, PAGE_ACTOR
+        )
+        message = outcome.sentence()
     if not is_htmx(request):
         query = request.url.query
         return RedirectResponse("/jobs" + (f"?{query}" if query else ""), 303)
@@ -202,15 +220,34 @@ def login_page(request: Request, problem: str | None = None, status_code: int = 
     )
 
 
+def client_address(request: Request) -> str:
+    """Where the request comes from (behind a reverse proxy: the proxy's address)."""
+    return request.client.host if request.client else "unknown"
+
+
 async def login(request: Request) -> Response:
+    """Log in with the password; after FAILURES wrong ones from one address within WINDOW
+    seconds, that address gets 429 (whatever it sends) until the window has passed."""
     dashboard = dashboard_of(request)
     form = await request.form(max_files=0, max_fields=10)
     submitted = form.get(CSRF_FIELD)
     check_csrf(request, dashboard.sessions, submitted if isinstance(submitted, str) else None)
+    address = client_address(request)
+    wait = dashboard.logins.wait(address)
+    if wait:
+        problem = (
+            f"too many wrong passwords from your address ({dashboard.logins.failures} within"
+            f" {dashboard.logins.window:g} s): wait {wait} s, then try again"
+        )
+        refused = login_page(request, problem, 429)
+        refused.headers["retry-after"] = str(wait)
+        return refused
     password = form.get("password")
     target = form.get("next")
     if not isinstance(password, str) or not dashboard.sessions.password_matches(password):
+        dashboard.logins.failed(address)
         return login_page(request, "wrong password", 401)
+    dashboard.logins.succeeded(address)
     response = RedirectResponse(safe_next(target if isinstance(target, str) else None), 303)
     session = dashboard.sessions.new(authenticated=True)
     response.headers.append("set-cookie", dashboard.sessions.cookie(session))

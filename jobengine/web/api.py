@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from jobengine import representation
 from jobengine.errors import JobNotFound
-from jobengine.web import seams
+from jobengine.web import bulk, seams
 from jobengine.web.api_input import read_body, submission
 from jobengine.web.dashboard import API_ACTOR, Dashboard, dashboard_of
 from jobengine.web.filters import MAX_ID, fetch_jobs, parse_filter, text_value, whole
@@ -19,11 +19,11 @@ from jobengine.web.formatting import LEVEL_RANKS, level_rank
 from jobengine.web.pages import load_job, schedule_rows
 from jobengine.web.responses import JsonResponse
 from jobengine.web.security import check_csrf
-from jobengine.web.summary import summarize
 
 READ_ONLY = "the dashboard is in read-only mode: the API refuses every change"
 NEXT_FIRE_TIMES = 5
 LOG_LIMIT = 10_000
+BULK_FIELDS = ("action", "reason", "dry_run", "upto")
 
 
 def job_json(dashboard: Dashboard, job: Any) -> dict[str, Any]:
@@ -140,6 +140,75 @@ async def rerun_job(request: Request) -> Response:
     )
 
 
+async def run_job_now(request: Request) -> Response:
+    """Make a PENDING job that waits for a later time due now (one already due stays as is)."""
+    dashboard = allow_change(request)
+    job = await run_in_threadpool(load_job, dashboard, request.path_params["job_id"])
+    await run_in_threadpool(dashboard.engine.run_now, job.id, API_ACTOR)
+    job = await run_in_threadpool(dashboard.engine.get, job.id)
+    return JsonResponse(job_json(dashboard, job))
+
+
+def bulk_options(request: Request, body: dict[str, Any] | None) -> dict[str, Any]:
+    """The checked fields of a bulk body: action, reason, dry_run, upto; or 400."""
+    assert body is not None
+    unknown = sorted(set(body) - set(BULK_FIELDS))
+    if unknown:
+        raise HTTPException(400, f"unknown field(s) {unknown}; use {', '.join(BULK_FIELDS)}")
+    paging = [name for name in ("limit", "after", "before") if name in request.query_params]
+    if paging:
+        raise HTTPException(400, f"{', '.join(paging)}: a bulk action takes no page, only filters")
+    action = body.get("action")
+    if not isinstance(action, str) or action not in bulk.ACTIONS:
+        raise HTTPException(400, "action is required: 'cancel' or 'rerun'")
+    reason, dry_run, upto = body.get("reason"), body.get("dry_run", False), body.get("upto")
+    if reason is not None and (action != "cancel" or not isinstance(reason, str)):
+        raise HTTPException(400, "reason must be text, and only a cancel takes one")
+    if not isinstance(dry_run, bool):
+        raise HTTPException(400, "dry_run must be true or false")
+    if upto is not None and (
+        isinstance(upto, bool) or not isinstance(upto, int) or not 0 <= upto <= MAX_ID
+    ):
+        raise HTTPException(400, f"upto must be a job id from 0 to {MAX_ID}")
+    reason = text_value("reason", reason) if reason else None
+    return {"action": action, "reason": reason, "dry_run": dry_run, "upto": upto}
+
+
+async def bulk_jobs(request: Request) -> Response:
+    """Cancel or rerun every job the query's filters match (at most bulk.MOST_MATCHING), or
+    with dry_run only count them."""
+    dashboard = allow_change(request)
+    options = bulk_options(request, await read_body(request, required=True))
+    wanted = parse_filter(request.query_params, dashboard.engine.clock.now())
+    found = await run_in_threadpool(
+        bulk.matching, dashboard.queries, wanted, options["action"], options["upto"]
+    )
+    if found.too_many:
+        raise HTTPException(422, str(found.problem()))
+    answer: dict[str, Any] = {
+        "action": found.action,
+        "dry_run": options["dry_run"],
+        "matching": found.count,
+        "upto": found.upto,
+        "changed": 0,
+        "refused": [],
+        "new_jobs": [],
+    }
+    if options["dry_run"] or found.count == 0:
+        return JsonResponse(answer)
+    done = await run_in_threadpool(
+        bulk.act_on_matching,
+        dashboard.engine,
+        dashboard.queries,
+        found,
+        API_ACTOR,
+        options["reason"],
+    )
+    answer["changed"], answer["new_jobs"] = done.done, done.new_jobs
+    answer["refused"] = [{"job_id": job_id, "message": why} for job_id, why in done.refused]
+    return JsonResponse(answer)
+
+
 def schedule_json(dashboard: Dashboard, row: dict[str, Any]) -> dict[str, Any]:
     schedule = row["schedule"]
     upcoming = dashboard.engine.schedules.upcoming(schedule, NEXT_FIRE_TIMES)
@@ -210,7 +279,7 @@ async def change_worker(request: Request) -> Response:
 
 
 def summary_json(dashboard: Dashboard) -> dict[str, Any]:
-    summary = summarize(dashboard.engine, dashboard.queries, dashboard.config.dead_after)
+    summary = dashboard.fresh_summary()
     oldest = summary.oldest_due
     return {
         "at": representation.timestamp(summary.now),
@@ -236,5 +305,7 @@ def overview(request: Request) -> Response:
 
 
 def doctor(request: Request) -> Response:
-    data = summary_json(dashboard_of(request))
-    return JsonResponse({"available": data["doctor_available"], "checks": data["checks"]})
+    """The doctor's checks, made now."""
+    checks = seams.doctor(dashboard_of(request).engine)
+    found = [check.to_dict() for check in checks or []]
+    return JsonResponse({"available": checks is not None, "checks": found})

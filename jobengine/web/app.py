@@ -31,7 +31,7 @@ async def healthz(request: Request) -> Response:
     dashboard = dashboard_of(request)
     started = time.monotonic()
     try:
-        await run_in_threadpool(dashboard.engine.store.jobs.count_by_status)
+        await run_in_threadpool(dashboard.queries.ping)
     except Exception as error:
         return JsonResponse({"status": "unavailable", "problem": type(error).__name__}, 503)
     elapsed = round((time.monotonic() - started) * 1000, 1)
@@ -42,13 +42,15 @@ def page_routes() -> list[BaseRoute]:
     return [
         Route("/", pages.overview, methods=GET),
         Route("/jobs", pages.jobs, methods=GET),
-        Route("/jobs/bulk", actions.bulk, methods=POST),
+        Route("/jobs/bulk", actions.bulk_action, methods=POST),
+        Route("/jobs/matching", pages.matching, methods=GET),
         Route(JOB, pages.job, methods=GET),
         Route(f"{JOB}/log", pages.job_log, methods=GET),
         Route(f"{JOB}/log/download", pages.job_log_download, methods=GET),
         Route(f"{JOB}/cancel", actions.cancel_job, methods=POST),
         Route(f"{JOB}/rerun", actions.rerun_job, methods=POST),
-        Route(f"{JOB}/run-now", actions.run_schedule_now, methods=POST),
+        Route(f"{JOB}/run-now", actions.run_job_now, methods=POST),
+        Route(f"{JOB}/run-schedule-now", actions.run_schedule_now, methods=POST),
         Route("/schedules", pages.schedules, methods=GET),
         Route("/schedules/{name}/run-now", actions.run_schedule_now, methods=POST),
         Route("/schedules/{name}/{action:str}", actions.schedule_action, methods=POST),
@@ -67,12 +69,14 @@ def api_routes() -> list[BaseRoute]:
         Route("/api/openapi.json", openapi, methods=GET),
         Route("/api/jobs", api.list_jobs, methods=GET),
         Route("/api/jobs", api.submit_job, methods=POST),
+        Route("/api/jobs/bulk", api.bulk_jobs, methods=POST),
         Route(API_JOB, api.get_job, methods=GET),
         Route(f"{API_JOB}/events", api.job_events, methods=GET),
         Route(f"{API_JOB}/log", api.job_log, methods=GET),
         Route(f"{API_JOB}/why", api.job_why, methods=GET),
         Route(f"{API_JOB}/cancel", api.cancel_job, methods=POST),
         Route(f"{API_JOB}/rerun", api.rerun_job, methods=POST),
+        Route(f"{API_JOB}/run-now", api.run_job_now, methods=POST),
         Route("/api/schedules", api.list_schedules, methods=GET),
         Route("/api/schedules/{name}", api.get_schedule, methods=GET),
         Route("/api/schedules/{name}/{action:str}", api.change_schedule, methods=POST),

@@ -14,12 +14,16 @@ from jobengine.engine import Engine
 from jobengine.model import Status
 from jobengine.representation import describe_recurrence
 from jobengine.store.listing import JobQueries
-from jobengine.web import formatting
+from jobengine.web import formatting, seams
 from jobengine.web.config import WebConfig
+from jobengine.web.ended import EndedJobs
+from jobengine.web.logins import LoginLimiter
+from jobengine.web.seams import Check
 from jobengine.web.security import Sessions, principal_of, session_of
 from jobengine.web.summary import Summary, summarize
 
-SUMMARY_SECONDS = 1.0  # how long pages share one summary (its counts scan the jobs table)
+SUMMARY_SECONDS = 1.0  # how long every viewer shares one summary of the Overview and Health
+DOCTOR_SECONDS = 5.0  # how long pages show one doctor's report before asking again
 PAGE_ACTOR = "dashboard"
 API_ACTOR = "http-api"
 NAVIGATION = (
@@ -39,8 +43,12 @@ class Dashboard:
         self.config = config
         self.queries = JobQueries(engine.store.database)
         self.sessions = Sessions(config)
+        self.logins = LoginLimiter()
+        self.ended = EndedJobs(self.queries)
         self._summary: tuple[float, Summary] | None = None
         self._summary_lock = threading.Lock()
+        self._doctor: tuple[float, list[Check] | None] | None = None
+        self._doctor_lock = threading.Lock()
         self.templates = Environment(
             loader=PackageLoader("jobengine.web", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -66,8 +74,25 @@ class Dashboard:
             cached = self._summary
             if cached is not None and time.monotonic() - cached[0] < SUMMARY_SECONDS:
                 return cached[1]
-            found = summarize(self.engine, self.queries, self.config.dead_after)
+            found = self.fresh_summary()
             self._summary = (time.monotonic(), found)
+            return found
+
+    def fresh_summary(self) -> Summary:
+        """The figures read now (the doctor's checks may be a few seconds old)."""
+        return summarize(
+            self.engine, self.queries, self.ended, self.doctor_checks, self.config.dead_after
+        )
+
+    def doctor_checks(self) -> list[Check] | None:
+        """The doctor's checks, asked again at most every DOCTOR_SECONDS: every viewer's
+        refresh would otherwise run every check every 2 seconds."""
+        with self._doctor_lock:
+            cached = self._doctor
+            if cached is not None and time.monotonic() - cached[0] < DOCTOR_SECONDS:
+                return cached[1]
+            found = seams.doctor(self.engine)
+            self._doctor = (time.monotonic(), found)
             return found
 
     def render(

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 
 from jobengine.model import Job, Status
 from jobengine.representation import parse_timestamp
-from jobengine.store.listing import JobQueries
+from jobengine.store.listing import JobQueries, JobSearch
 
 MAX_ID = 2**63 - 1  # the largest id either database can store
 MAX_INT32 = 2**31 - 1  # priority and attempts are 32-bit columns on PostgreSQL
@@ -107,6 +107,44 @@ class JobFilter:
             self.since or self.until
         )
 
+    def describe(self) -> str:
+        """The filter in words: 'type "report", created since "1h"' ('' when none)."""
+        parts = (
+            [f"status {' or '.join(status.value for status in self.status)}"] if self.status else []
+        )
+        labels = (
+            ("type", "type"),
+            ("queue", "queue"),
+            ("worker", "worker"),
+            ("since", "created since"),
+            ("until", "created before"),
+            ("q", "matching"),
+        )
+        parts += [
+            f'{label} "{getattr(self, name)}"' for name, label in labels if getattr(self, name)
+        ]
+        return ", ".join(parts)
+
+    def search(
+        self,
+        status: tuple[Status, ...] | None = None,
+        after: int | None = None,
+        before: int | None = None,
+    ) -> JobSearch:
+        """The jobs this filter means (of `status` instead of its own when given), for the
+        store; pages by `after` / `before` only when given."""
+        return JobSearch(
+            self.status if status is None else status,
+            self.type,
+            self.queue,
+            self.worker,
+            self.created_from,
+            self.created_until,
+            self.q,
+            after,
+            before,
+        )
+
     def query(self, **changes: object) -> str:
         """The filter as a query string (pagination cursors only when given in `changes`)."""
         current = replace(self, after=None, before=None)
@@ -161,18 +199,7 @@ class JobPage:
 
 def fetch_jobs(queries: JobQueries, wanted: JobFilter) -> JobPage:
     """The page `wanted` names; one extra row tells whether another page follows."""
-    rows = queries.search(
-        wanted.status,
-        wanted.type,
-        wanted.queue,
-        wanted.worker,
-        wanted.created_from,
-        wanted.created_until,
-        wanted.q,
-        wanted.limit + 1,
-        wanted.after,
-        wanted.before,
-    )
+    rows = queries.search(wanted.search(after=wanted.after, before=wanted.before), wanted.limit + 1)
     more = len(rows) > wanted.limit
     if wanted.before is not None and wanted.after is None:
         jobs = rows[1:] if more else rows  # the extra row is the newest one

@@ -1,4 +1,4 @@
-"""/metrics in the Prometheus text format, read from the database at each scrape."""
+"""/metrics in the Prometheus text format, read at each scrape (ended jobs: web/ended.py)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from starlette.responses import Response
 
 from jobengine.model import TERMINAL, Status
 from jobengine.web.dashboard import Dashboard
+from jobengine.web.ended import DURATION_BOUNDS, Ended
 
-DURATION_BOUNDS = (0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 1800.0, 3600.0)
-DURATION_WINDOW = 3600.0
 WORKER_STATES = ("alive", "draining", "dead")
 
 
@@ -45,9 +44,9 @@ class EngineCollector(Collector):
             "Jobs that ended, by outcome (as long as they are kept in the database).",
             labels=["status"],
         )
-        totals = engine.store.jobs.count_by_status()
+        reading = self.dashboard.ended.read(now)
         for status in sorted(TERMINAL):
-            ended.add_metric([status.value], totals.get(status, 0))
+            ended.add_metric([status.value], reading.totals.get(status, 0))
         yield jobs
         yield ended
         oldest = queries.oldest_due(now)
@@ -57,7 +56,7 @@ class EngineCollector(Collector):
             value=max(0.0, now - oldest.run_at) if oldest else 0.0,
         )
         yield self._workers(now)
-        yield self._durations(now)
+        yield self._durations(reading)
 
     def _workers(self, now: float) -> Metric:
         workers = GaugeMetricFamily("jobengine_workers", "Workers by state.", labels=["state"])
@@ -66,10 +65,8 @@ class EngineCollector(Collector):
             workers.add_metric([state], sum(1 for worker in found if worker.state == state))
         return workers
 
-    def _durations(self, now: float) -> Metric:
-        counts, count, total = self.dashboard.queries.duration_histogram(
-            now - DURATION_WINDOW, DURATION_BOUNDS
-        )
+    def _durations(self, reading: Ended) -> Metric:
+        counts, count, total = reading.durations()
         buckets = [
             (f"{bound:g}", float(n)) for bound, n in zip(DURATION_BOUNDS, counts, strict=True)
         ]

@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 from jobengine.errors import InvalidSchedule, JobNotFound
 from jobengine.model import Job
 from jobengine.store.logs import LogLine
-from jobengine.web import seams
+from jobengine.web import bulk, seams
 from jobengine.web.dashboard import Dashboard, dashboard_of, wants_region
 from jobengine.web.filters import (
     MAX_ID,
@@ -50,6 +50,18 @@ def jobs(request: Request, message: str | None = None) -> Response:
     if request.headers.get("hx-trigger") == "filters":  # the filter form: a clean URL
         response.headers["hx-push-url"] = "/jobs" + (f"?{wanted.query()}" if wanted.active else "")
     return response
+
+
+def matching(request: Request) -> Response:
+    """The confirmation of "cancel / rerun all matching": how many jobs it would change."""
+    dashboard = dashboard_of(request)
+    if dashboard.config.read_only:
+        raise HTTPException(403, "the dashboard is in read-only mode: actions are turned off")
+    action = bulk.check_action(request.query_params.get("action"))
+    wanted = parse_filter(request.query_params, dashboard.engine.clock.now())
+    found = bulk.matching(dashboard.queries, wanted, action)
+    template = "jobs_matching.html" if wants_region(request) else "jobs_matching_page.html"
+    return dashboard.render(request, template, found=found, filter=wanted, message=None)
 
 
 def job_values(dashboard: Dashboard, job: Job, level: str) -> dict[str, Any]:

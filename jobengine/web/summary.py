@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from jobengine.cron import format_duration
 from jobengine.engine import Engine
-from jobengine.model import Job, Status
+from jobengine.model import TERMINAL, Job, Status
 from jobengine.store.listing import JobQueries
 from jobengine.store.workers import WorkerOverview
-from jobengine.web import seams
+from jobengine.web.ended import Ended, EndedJobs
 from jobengine.web.seams import Check
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-MINUTES = 60
+UNENDED = tuple(status for status in Status if status not in TERMINAL)
 WAIT_WARNING = 60.0  # seconds a due job may wait before the health banner mentions it
 LIVE_STATES = ("alive", "draining")
 
@@ -52,46 +53,43 @@ class Summary:
         return max([1, *(m.succeeded + m.failed + m.canceled for m in self.minutes)])
 
 
-def per_minute(queries: JobQueries, now: float) -> list[Minute]:
-    """The last hour, minute by minute, oldest first (the current minute last)."""
-    until = (now // 60 + 1) * 60
-    since = until - MINUTES * 60
-    counts = queries.finished_per_minute(since, until)
-    minutes = []
-    for index in range(MINUTES):
-        succeeded = counts.get((index, "SUCCESS"), 0) + counts.get((index, "WARNING"), 0)
-        minutes.append(
-            Minute(
-                since + index * 60,
-                succeeded,
-                counts.get((index, "FAILURE"), 0),
-                counts.get((index, "CANCELED"), 0),
-            )
+def bars(reading: Ended) -> list[Minute]:
+    """The window's minutes as the chart shows them, oldest first (the current minute last)."""
+    return [
+        Minute(
+            minute.start,
+            minute.statuses[Status.SUCCESS] + minute.statuses[Status.WARNING],
+            minute.statuses[Status.FAILURE],
+            minute.statuses[Status.CANCELED],
         )
-    return minutes
+        for minute in reading.minutes
+    ]
 
 
-def summarize(engine: Engine, queries: JobQueries, dead_after: float) -> Summary:
-    """Everything the Overview shows, read now."""
+def summarize(
+    engine: Engine,
+    queries: JobQueries,
+    ended: EndedJobs,
+    doctor: Callable[[], list[Check] | None],
+    dead_after: float,
+) -> Summary:
+    """Everything the Overview shows, read now: jobs not ended through the status index, ended
+    ones from the running count, the checks from `doctor` (which may keep them a while)."""
     started = time.monotonic()
-    found = engine.store.jobs.count_by_status()
+    unended = queries.count_by_status_and_queue(UNENDED)
     round_trip = time.monotonic() - started
     now = engine.clock.now()
+    reading = ended.read(now)
+    counts = {status.value: reading.totals.get(status, 0) for status in Status}
+    for (status, _queue), count in unended.items():
+        counts[status.value] += count
     workers = engine.store.workers.overview(now, dead_after)
     oldest = queries.oldest_due(now)
-    checks = seams.doctor(engine)
+    checks = doctor()
     available = checks is not None
     if checks is None:
         checks = basic_checks(engine, workers, oldest, now, round_trip)
-    return Summary(
-        now,
-        {status.value: found.get(status, 0) for status in Status},
-        per_minute(queries, now),
-        oldest,
-        workers,
-        checks,
-        available,
-    )
+    return Summary(now, counts, bars(reading), oldest, workers, checks, available)
 
 
 def basic_checks(

@@ -148,3 +148,38 @@ def live_refresh_pauses_while_hidden(page: Any) -> None:
     assert seen == [], seen
     with page.expect_request(refresh, timeout=1500):
         page.evaluate(HIDE % "visible")
+
+
+def test_operator_runs_a_waiting_job_now_and_cancels_all_matching(
+    dashboard: tuple[Engine, str],
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    engine, url = dashboard
+    later = engine.submit("greet", name="tomorrow", delay=86_400)
+    batch = [engine.submit("greet", name=str(n), queue="batch") for n in range(3)]
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(STEP)
+            page.goto(f"{url}/jobs/{later}")
+            page.click("#run-now")
+            expect(page.locator("#job-panel .flash")).to_contain_text(f"job {later} is due now")
+            expect(page.locator("#run-now")).to_have_count(0)
+            assert engine.get(later).run_at <= engine.clock.now()
+
+            page.goto(f"{url}/jobs?queue=batch")
+            page.click("#cancel-matching")
+            expect(page.locator("#matching-count")).to_have_text("3")
+            page.wait_for_timeout(2500)  # a refresh period: the open question stays
+            expect(page.locator("#matching-count")).to_have_text("3")
+            page.click("#confirm-matching")
+            expect(page.locator("#jobs .flash")).to_contain_text("3 job(s) canceled")
+            expect(page.locator("table.jobs .status-canceled")).to_have_count(3)
+        finally:
+            browser.close()
+    assert {engine.get(job_id).status for job_id in batch} == {Status.CANCELED}
+    assert engine.get(later).status is Status.PENDING

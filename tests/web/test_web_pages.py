@@ -131,7 +131,8 @@ def test_job_page_cancel_rerun_and_run_now(client: TestClient, web_engine: Engin
     token = {"csrf_token": csrf_token(client)}
     page = client.get(f"/jobs/{scheduled}").text
     assert 'id="cancel-job"' in page and 'hx-confirm="Cancel job' in page
-    assert 'id="run-now"' in page
+    assert 'id="run-schedule-now"' in page
+    assert 'id="run-now"' not in page  # it is due already
     assert client.post(f"/jobs/{scheduled}/cancel").status_code == 403
     panel = client.post(f"/jobs/{scheduled}/cancel", data=token, headers=REGION)
     assert panel.text.lstrip().startswith('<section id="job-panel"')
@@ -141,11 +142,12 @@ def test_job_page_cancel_rerun_and_run_now(client: TestClient, web_engine: Engin
     assert rerun.status_code == 204
     new_id = int(rerun.headers["hx-redirect"].rsplit("/", 1)[1])
     assert web_engine.get(new_id).rerun_of == scheduled
-    run = client.post(f"/jobs/{scheduled}/run-now", data=token, headers=REGION)
+    run = client.post(f"/jobs/{scheduled}/run-schedule-now", data=token, headers=REGION)
     assert web_engine.get(int(run.headers["hx-redirect"].rsplit("/", 1)[1])).schedule == "hourly"
     plain = client.post(f"/jobs/{new_id}/cancel", data=token, follow_redirects=False)
     assert (plain.status_code, plain.headers["location"]) == (303, f"/jobs/{new_id}")
-    assert "did not come from a schedule" in client.post(f"/jobs/{new_id}/run-now", data=token).text
+    refused = client.post(f"/jobs/{new_id}/run-schedule-now", data=token)
+    assert "did not come from a schedule" in refused.text
 
 
 def test_log_follow_and_download(client: TestClient, web_engine: Engine) -> None:

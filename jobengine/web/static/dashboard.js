@@ -15,8 +15,12 @@
   }
 
   function busy(element) {
-    // A table with ticked boxes is left alone, so a refresh never drops a selection.
-    return element.querySelector("input[name=job]:checked") !== null;
+    // A table with ticked boxes, or an open confirmation, is left alone, so a refresh never
+    // drops a selection or a question waiting for its answer.
+    return (
+      element.querySelector("input[name=job]:checked") !== null ||
+      element.querySelector("[data-holds-live]") !== null
+    );
   }
 
   function refresh() {
