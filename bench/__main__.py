@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import bench_recovery, cancel, claim, latency, throughput
+from bench import bench_recovery, cancel, claim, latency, skew_recovery, throughput
 from bench.options import Options
 from bench.report import Table, command_line, machine, write
 
@@ -18,6 +18,7 @@ SUITES: dict[str, Callable[[Options], Table]] = {
     "claim": claim.run,
     "cancel": cancel.run,
     "recovery": bench_recovery.run,
+    "skew-recovery": skew_recovery.run,
 }
 
 
