@@ -27,12 +27,11 @@ from typing import Any
 
 from bench import raw
 from bench.compare_report import RESULTS_JSON, write_results
-from bench.databases import POSTGRES_SERVER, postgres_reachable
+from bench.databases import POSTGRES, POSTGRES_SERVER, SQLITE, fresh_database, postgres_reachable
 from bench.peers.common import RESULT_PREFIX, ROOT, Config
 from bench.report import machine
 
 PEERS_PYTHON = ROOT / "bench" / ".venv-peers" / "bin" / "python"
-SQLITE, POSTGRES = "SQLite", "PostgreSQL"
 
 
 @dataclass(frozen=True)
@@ -87,9 +86,10 @@ class Sizes:
     history: int = 1_000_000
     reference_seconds: float = 3.0
     deadline: float = 180.0
+    memory_jobs: int = 100_000
 
 
-QUICK = Sizes(1, 1_000, 200, 3_000, 100, 0.01, 50_000, 1.0, 60.0)
+QUICK = Sizes(1, 1_000, 200, 3_000, 100, 0.01, 50_000, 1.0, 60.0, 20_000)
 
 
 class Children:
@@ -275,6 +275,21 @@ class Comparison:
                 if result is not None:
                     self.record(system, "processing with history", result["processing"])
 
+    def memory(self) -> None:
+        """A jobengine worker's RSS over `sizes.memory_jobs` jobs at concurrency 50."""
+        from bench import memory
+
+        for backend in (SQLITE, POSTGRES):
+            print(f"== memory of a worker, {backend}", flush=True)
+            with fresh_database(backend) as url:
+                settled, highest, last, done = memory.measure(url, self.sizes.memory_jobs)
+            self.results.setdefault("memory", {})[backend] = {
+                "jobs": done,
+                "settled": settled,
+                "highest": highest,
+                "last": last,
+            }
+
     def run(self) -> Path:
         started, machine_at_start = time.time(), machine()
         print(f"machine: {machine_at_start}", flush=True)
@@ -290,6 +305,7 @@ class Comparison:
                 self.repetition(number, systems)
             print(f"== {self.sizes.history:,} finished jobs in each table", flush=True)
             self.history(systems)
+            self.memory()
         finally:
             self.children.kill_all()
             self.drop_all()

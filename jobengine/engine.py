@@ -213,6 +213,11 @@ class Engine:
                 raise ConfigurationError("timeout must be a positive number of seconds (or None)")
         database = self.store.database
         if transaction is None and connection is None:
+            if len(new_jobs) == 1 and new_jobs[0].parent is None:  # the common submit
+                job_id = self.store.jobs.insert_alone(new_jobs[0], self.clock.now(), actor)
+                if job_id is not None:
+                    self.wake_workers()
+                return [job_id]
             with database.transaction() as own:
                 return self.insert_many(new_jobs, actor, transaction=own)
         target = transaction or database.foreign_transaction(connection)

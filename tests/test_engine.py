@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 from job_steps import WORKER, C, P, Q, R, T, count_rows
+from waiting import wait_for
 
 from jobengine import (
     ConfigurationError,
@@ -21,6 +23,7 @@ from jobengine import (
     Status,
 )
 from jobengine.store import Move
+from jobengine.store.jobs import CHANNEL
 
 
 def advance(engine: Engine, job_id: int, *steps: tuple[Status, str]) -> None:
@@ -115,6 +118,26 @@ def test_a_delayed_job_becomes_claimable_when_its_time_comes(
     assert engine.store.jobs.claim("w", [], 10, clock.now()) == []
     clock.advance(30)
     assert [job.id for job in engine.store.jobs.claim("w", [], 10, clock.now())] == [job_id]
+
+
+def test_a_submit_wakes_listeners_in_other_engines(engine: Engine) -> None:
+    """A plain submit is one statement on PostgreSQL; its NOTIFY still reaches other hosts."""
+    other = Engine(engine.url)
+    heard: list[str] = []
+    stop = threading.Event()
+    listener = threading.Thread(
+        target=other.store.database.listen, args=(CHANNEL, heard.append, stop), daemon=True
+    )
+    listener.start()
+    try:
+        wait_for(lambda: "" in heard, 10, "the listener to connect")
+        job_id = engine.submit("greet", name="Ada")
+        wait_for(lambda: "mail" in heard, 10, "the submit's wake-up")
+        assert [event.verb for event in engine.events(job_id)] == ["submit"]
+    finally:
+        stop.set()
+        listener.join(5)
+        other.close()
 
 
 def test_run_now_makes_a_job_due_later_due_now(engine: Engine, clock: ManualClock) -> None:

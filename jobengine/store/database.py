@@ -172,6 +172,24 @@ class Database(abc.ABC):
         Backends without notifications return at once; polling is always the fallback.
         """
 
+    def write_then_insert(
+        self,
+        write: Statement,
+        insert: str,
+        columns: Sequence[str],
+        values: Sequence[Any],
+        notify: tuple[str, str],
+    ) -> list[Row]:
+        """In a transaction of its own: `write` (a statement that ends RETURNING id), a row of
+        `insert` of (id, *values) for each row it returned, and a wake-up of `notify`'s
+        (channel, payload) if it returned any; its rows. PostgreSQL makes it one statement."""
+        with self.transaction() as transaction:
+            rows = transaction.execute(*write)
+            transaction.insert_rows(insert, columns, [(row["id"], *values) for row in rows])
+            if rows:
+                self.notify_on_commit(transaction, *notify)
+        return rows
+
     def placeholders(self, count: int) -> str:
         return ", ".join("?" * count)
 

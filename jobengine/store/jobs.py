@@ -39,19 +39,27 @@ class JobStore:
             "SELECT 1 FROM jobs WHERE id = ?", (job.parent,)
         ):
             raise JobNotFound(f"no job has id {job.parent}; a parent must be an existing job")
-        conflict = " ON CONFLICT (schedule, fire_time) DO NOTHING" if job.schedule else ""
-        rows = transaction.execute(f"{INSERT_SQL}{conflict} RETURNING id", (*astuple_of(job), now))
+        rows = transaction.execute(*_insert_statement(job, now))
         if not rows:
             return None
         job_id = int(rows[0]["id"])
-        reason = None
-        if job.schedule:
-            reason = f"schedule {job.schedule}, " + (
-                f"fire time {job.fire_time}" if job.fire_time is not None else "run now by hand"
-            )
-        transaction.execute(EVENT_SQL, (job_id, now, "submit", None, "PENDING", actor, reason, 1))
+        transaction.insert_rows(
+            "job_events", EVENT_FIELDS, [(job_id, *_submit_event(job, now, actor))]
+        )
         self.database.notify_on_commit(transaction, CHANNEL, job.queue)
         return job_id
+
+    def insert_alone(self, job: NewJob, now: float, actor: str) -> int | None:
+        """`insert` in a transaction of its own (one statement on PostgreSQL), for a job with
+        no parent to check."""
+        rows = self.database.write_then_insert(
+            _insert_statement(job, now),
+            "job_events",
+            EVENT_FIELDS,
+            _submit_event(job, now, actor),
+            (CHANNEL, job.queue),
+        )
+        return int(rows[0]["id"]) if rows else None
 
     def insert_many(
         self, transaction: Transaction, jobs: Sequence[NewJob], now: float, actor: str
@@ -350,3 +358,18 @@ def _conflict_message(transaction: Transaction, move: Move) -> str:
         f"{move.attempt}{f' on {move.worker}' if move.worker else ''}, found {row['status']} "
         f"attempt {row['attempt']}{' on ' + row['worker'] if row['worker'] else ''}"
     )
+
+
+def _insert_statement(job: NewJob, now: float) -> tuple[str, list[Any]]:
+    """The INSERT ... RETURNING id of a new job; a schedule's fire time is inserted once."""
+    conflict = " ON CONFLICT (schedule, fire_time) DO NOTHING" if job.schedule else ""
+    return f"{INSERT_SQL}{conflict} RETURNING id", [*astuple_of(job), now]
+
+
+def _submit_event(job: NewJob, now: float, actor: str) -> tuple[Any, ...]:
+    """The submit event's values after the job's id."""
+    reason = None
+    if job.schedule:
+        fire = f"fire time {job.fire_time}" if job.fire_time is not None else "run now by hand"
+        reason = f"schedule {job.schedule}, {fire}"
+    return (now, "submit", None, "PENDING", actor, reason, 1)

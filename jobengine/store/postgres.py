@@ -211,18 +211,49 @@ class PostgresDatabase(Database):
             ) from error
 
     @contextlib.contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Transaction]:
-        """A pooled connection in a transaction, shielded from the cancel exception so that
-        no connection is ever kept from the pool."""
+    def connection(self) -> Iterator[Any]:
+        """A pooled connection, shielded from the cancel exception so that no connection is
+        ever kept from the pool; an unreachable server raises DatabaseUnavailable."""
         with shielded():
             try:
-                with self.pool.connection() as connection, connection.transaction():
-                    transaction = PostgresTransaction(connection, self)
-                    yield transaction
+                with self.pool.connection() as connection:
+                    yield connection
             except (psycopg.OperationalError, PoolTimeout) as error:
                 message = f"PostgreSQL at {describe(self.url)!r}: {scrub(str(error), [self.url])}"
                 raise DatabaseUnavailable(message) from error
-            transaction.run_committed_callbacks()
+
+    @contextlib.contextmanager
+    def transaction(self, write: bool = True) -> Iterator[Transaction]:
+        with self.connection() as connection, connection.transaction():
+            transaction = PostgresTransaction(connection, self)
+            yield transaction
+        transaction.run_committed_callbacks()
+
+    def write_then_insert(
+        self,
+        write: Statement,
+        insert: str,
+        columns: Sequence[str],
+        values: Sequence[Any],
+        notify: tuple[str, str],
+    ) -> list[Row]:
+        """One statement in autocommit, one round trip: the write, the insert reading its
+        RETURNING, and the NOTIFY (delivered at the statement's commit)."""
+        sql, params = write
+        statement = (
+            f"WITH written AS ({sql}), recorded AS (INSERT INTO {insert} ({', '.join(columns)})"
+            f" SELECT id, {', '.join('?' * len(values))} FROM written),"
+            " notified AS (SELECT pg_notify(?, ?)) SELECT written.id FROM written, notified"
+        )
+        with self.connection() as connection:
+            connection.autocommit = True
+            try:
+                return PostgresTransaction(connection, self).execute(
+                    statement, [*params, *values, *notify]
+                )
+            finally:
+                if not connection.closed:
+                    connection.autocommit = False
 
     def foreign_transaction(self, connection: Any) -> Transaction:
         if not isinstance(connection, psycopg.Connection):
