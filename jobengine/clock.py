@@ -89,12 +89,11 @@ class DatabaseClock:
         if not self.lock.acquire(blocking=self.offset is None):
             return  # another thread is reading it
         try:
-            try:
-                self.offset = self.read_offset()
-                self.next_reading = time.monotonic() + self.refresh
-            except Exception:
-                if self.offset is None:
-                    self.offset = time.time() - time.monotonic()
-                self.next_reading = time.monotonic() + 1.0
+            self.offset = self.read_offset()
+            self.next_reading = time.monotonic() + self.refresh
+        except Exception:
+            if self.offset is None:
+                self.offset = time.time() - time.monotonic()
+            self.next_reading = time.monotonic() + 1.0
         finally:
             self.lock.release()

@@ -76,9 +76,8 @@ class ThreadPool:
         """Run `task` on an idle thread, or a new one while the pool is not full."""
         with self.lock:
             if self.idle == 0 and len(self.threads) < self.size:
-                thread = threading.Thread(
-                    target=self._loop, daemon=True, name=f"{self.name}-{len(self.threads) + 1}"
-                )
+                name = f"{self.name}-{len(self.threads) + 1}"
+                thread = threading.Thread(target=self._loop, daemon=True, name=name)
                 self.threads.append(thread)
                 thread.start()
             else:
@@ -130,9 +129,7 @@ class ThreadExecutor:
         if now - running.last_push < self.cancel_grace:
             return None
         running.last_push = now
-        if not running.context.interrupt():
-            return None
-        if running.step >= 2:
+        if not running.context.interrupt() or running.step >= 2:
             return None  # pushed again quietly: code that swallowed it gets it once more
         running.step = 2
         return "step 2: raised JobCanceled inside the job's thread"
@@ -143,9 +140,8 @@ class ThreadExecutor:
 
 def crashed(error: BaseException) -> Outcome:
     """The outcome when the engine's own code around a job failed: FAILURE saying how."""
-    return Outcome(
-        Status.FAILURE, errors=f"the engine failed running this job: {describe_error(error)}"
-    )
+    errors = f"the engine failed running this job: {describe_error(error)}"
+    return Outcome(Status.FAILURE, errors=errors)
 
 
 def grace(running: Running, executor: ThreadExecutor | ProcessExecutor) -> float:
@@ -158,11 +154,8 @@ class ChildProcess:
 
     def __init__(self) -> None:
         ours, theirs = socket.socketpair()
-        environment = {
-            **os.environ,
-            PATH_VARIABLE: json.dumps(sys.path),
-            PARENT_VARIABLE: str(os.getpid()),
-        }
+        parent = str(os.getpid())
+        environment = {**os.environ, PATH_VARIABLE: json.dumps(sys.path), PARENT_VARIABLE: parent}
         self.popen = subprocess.Popen(
             [sys.executable, "-c", CHILD_COMMAND, str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
@@ -177,9 +170,6 @@ class ChildProcess:
     def pid(self) -> int:
         return self.popen.pid
 
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
     def kill(self) -> None:
         """SIGKILL the child's whole process group (it leads one): stops anything it runs."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -187,12 +177,6 @@ class ChildProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(1.0)
         self.connection.close()
-
-    def end_description(self) -> str:
-        try:
-            return describe_exit(self.popen.wait(1.0))
-        except subprocess.TimeoutExpired:
-            return "stopped answering"
 
 
 class ProcessExecutor:
@@ -222,7 +206,7 @@ class ProcessExecutor:
         with self.lock:
             while self.idle:
                 child = self.idle.pop()
-                if child.alive():
+                if child.popen.poll() is None:  # it is still alive
                     return child
         return ChildProcess()
 
@@ -231,26 +215,21 @@ class ProcessExecutor:
         try:
             child = self._take()
         except Exception as error:  # EMFILE, EAGAIN, out of memory: the job never started
-            return Outcome(
-                Status.FAILURE,
-                errors=f"the job's process could not be started: {describe_error(error)}",
-            )
+            errors = f"the job's process could not be started: {describe_error(error)}"
+            return Outcome(Status.FAILURE, errors=errors)
+        request = {
+            "job": job.id,
+            "attempt": job.attempt,
+            "type": job.type,
+            "args": job.args,
+            "module": function.__module__,
+            "function": function.__qualname__,
+            "log_cap": running.log.cap,
+        }
         with self.lock:
             self.busy[job.id] = child
         try:
-            send(
-                child.connection,
-                child.lock,
-                {
-                    "job": job.id,
-                    "attempt": job.attempt,
-                    "type": job.type,
-                    "args": job.args,
-                    "module": function.__module__,
-                    "function": function.__qualname__,
-                    "log_cap": running.log.cap,
-                },
-            )
+            send(child.connection, child.lock, request)
             outcome = self._collect(child, running)
         except (EOFError, OSError):
             outcome = self._died(child, running)
@@ -284,7 +263,11 @@ class ProcessExecutor:
                 return Outcome(Status(fields.pop("status")), **fields)
 
     def _died(self, child: ChildProcess, running: Running) -> Outcome:
-        end = f"the job's process {child.pid} {child.end_description()}"
+        try:
+            how = describe_exit(child.popen.wait(1.0))
+        except subprocess.TimeoutExpired:
+            how = "stopped answering"
+        end = f"the job's process {child.pid} {how}"
         reason = running.context.stop_reason
         return Outcome(Status.FAILURE, errors=f"{reason}; {end}" if reason else end, stopped=True)
 

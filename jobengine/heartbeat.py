@@ -7,6 +7,7 @@ import os
 import socket
 import time
 from collections.abc import Collection
+from dataclasses import asdict
 from importlib.metadata import version
 
 from jobengine import identity
@@ -30,12 +31,7 @@ class Heartbeat:
     """Registers the worker, beats every heartbeat interval, and reaps only while it is fresh."""
 
     def __init__(
-        self,
-        store: Store,
-        registry: Registry,
-        worker_id: str,
-        settings: Settings,
-        clock: Clock,
+        self, store: Store, registry: Registry, worker_id: str, settings: Settings, clock: Clock
     ) -> None:
         self.store, self.id, self.settings, self.clock = store, worker_id, settings, clock
         self.registry = registry
@@ -49,8 +45,7 @@ class Heartbeat:
 
     def register(self) -> None:
         """Write the worker's row, then recover what earlier workers of this host left."""
-        now, host = self.clock.now(), socket.gethostname()
-        me = identity.of_this_process()
+        now, host, settings = self.clock.now(), socket.gethostname(), self.settings
         self.store.workers.register(
             WorkerRecord(
                 self.id,
@@ -58,22 +53,17 @@ class Heartbeat:
                 os.getpid(),
                 now,
                 now,
-                list(self.settings.queues),
-                self.settings.concurrency,
+                list(settings.queues),
+                settings.concurrency,
                 version("jobengine"),
                 RUNNING,
                 types=self.registry.names(),
-                boot_id=me.boot_id,
-                start_ticks=me.start_ticks,
-                pid_namespace=me.pid_namespace,
+                **asdict(identity.of_this_process()),
             )
         )
-        log.info(
-            "worker %s started: queues %s, concurrency %s",
-            self.id,
-            ",".join(self.settings.queues) or "all",
-            self.settings.concurrency,
-        )
+        queues = ",".join(settings.queues) or "all"
+        message = "worker %s started: queues %s, concurrency %s"
+        log.info(message, self.id, queues, settings.concurrency)
         self.steadiness.worked()
         self.last_beat = time.monotonic()
         self.reaper.recover_earlier_workers(host, self.id)
@@ -110,7 +100,7 @@ class Heartbeat:
     def fenced(self) -> bool:
         """Whether the other workers may soon take this worker's jobs: no beat for nearly
         dead_after, and cut off alone (when the database refuses everyone, none of them can)."""
-        silent = time.monotonic() - self.last_beat
+        silent = self.silent_for()
         fence_at = self.settings.dead_after - min(FENCE_LEAD, self.settings.dead_after / 4)
         if silent < fence_at - PROBE_INTERVAL:
             return False
@@ -122,10 +112,6 @@ class Heartbeat:
     def silent_for(self) -> float:
         """Seconds since the database last took this worker's beat."""
         return time.monotonic() - self.last_beat
-
-    def database_failed(self) -> None:
-        """Something of this worker's failed to use the database: trust its view no longer."""
-        self.steadiness.failed()
 
     def reap(self) -> None:
         """Reap dead peers when due, and only once this worker has beaten steadily for

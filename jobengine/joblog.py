@@ -6,12 +6,15 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TextIO
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TextIO
 
 from jobengine.errors import DatabaseUnavailable
 from jobengine.model import LogLine
 from jobengine.settings import DEFAULT_LOG_CAP as DEFAULT_CAP
+
+if TYPE_CHECKING:
+    from jobengine.store.logs import LogStore
 
 LONGEST_LINE = 64 * 1024  # characters of printed text without a newline written as one line
 _sink = threading.local()
@@ -62,13 +65,8 @@ class JobLog:
         cap: int = DEFAULT_CAP,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.job_id, self.attempt, self.emit, self.cap, self.clock = (
-            job_id,
-            attempt,
-            emit,
-            cap,
-            clock,
-        )
+        self.job_id, self.attempt, self.emit = job_id, attempt, emit
+        self.cap, self.clock = cap, clock
         self.size = 0
         self.truncated = False
         self.pending: dict[str, PendingLine] = {}
@@ -196,15 +194,10 @@ def uninstall() -> None:
                 setattr(sys, name, stream.original)
 
 
-class LogAppender(Protocol):
-    def append(self, lines: Sequence[LogLine]) -> None:
-        """Write a batch of lines in one transaction."""
-
-
 class LogWriter:
     """Buffers log lines of every job and writes them to job_logs in batches."""
 
-    def __init__(self, store: LogAppender, batch: int = 500) -> None:
+    def __init__(self, store: LogStore, batch: int = 500) -> None:
         self.store, self.batch = store, batch
         self.pending: list[LogLine] = []
         self.lock = threading.Lock()

@@ -41,10 +41,9 @@ MOVES: dict[tuple[Status, Status], str] = {
     (R, T): "cancel",
     (R, P): "retry",
     (T, P): "retry",
-    (R, Status.FAILURE): "finish",
     (T, C): "cancel",
 }
-for _outcome in OUTCOMES:
+for _outcome in OUTCOMES:  # RUNNING or TO_CANCEL -> SUCCESS, WARNING or FAILURE
     MOVES[(R, _outcome)] = "finish"
     MOVES[(T, _outcome)] = "finish"
 
@@ -128,17 +127,10 @@ class Event:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Event:
-        return cls(
-            id=row["id"],
-            job_id=row["job_id"],
-            at=row["at"],
-            verb=row["verb"],
-            from_status=Status(row["from_status"]) if row["from_status"] else None,
-            to_status=Status(row["to_status"]),
-            actor=row["actor"],
-            reason=row["reason"],
-            attempt=row["attempt"],
-        )
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["from_status"] = Status(row["from_status"]) if row["from_status"] else None
+        values["to_status"] = Status(row["to_status"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -32,12 +32,11 @@ def process_gone(worker: WorkerRecord) -> bool:
     stored = identity.ProcessIdentity(worker.boot_id, worker.start_ticks, worker.pid_namespace)
     if stored.start_ticks is not None:
         return identity.is_gone(worker.pid, stored) is True
-    pid, started_at = worker.pid, worker.started_at
     try:
-        process = psutil.Process(pid)
+        process = psutil.Process(worker.pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return True
-        return bool(process.create_time() > started_at + PID_REUSE_MARGIN)
+        return bool(process.create_time() > worker.started_at + PID_REUSE_MARGIN)
     except psutil.NoSuchProcess:
         return True
     except psutil.Error:
@@ -125,20 +124,15 @@ class Reaper:
 
         reaped = self.store.workers.reap(worker, now, cutoff, cause is not None, plan)
         if reaped.declared and reaped.record is not None:
-            log.warning(
-                "reap worker %s: no heartbeat since %s%s",
-                worker,
-                utc_text(reaped.record.heartbeat),
-                f" ({cause})" if cause else "",
-            )
+            last = utc_text(reaped.record.heartbeat)
+            known = f" ({cause})" if cause else ""
+            log.warning("reap worker %s: no heartbeat since %s%s", worker, last, known)
+        lines = []  # each job's own log says it too
         for move in reaped.moves:
             log.warning("%s job %s: %s", move.verb, move.job_id, move.reason)
-        self.store.logs.append(
-            [
-                LogLine(m.job_id, m.attempt, now, "WARNING", f"{m.verb}: {m.reason}")
-                for m in reaped.moves
-            ]
-        )
+            text = f"{move.verb}: {move.reason}"
+            lines.append(LogLine(move.job_id, move.attempt, now, "WARNING", text))
+        self.store.logs.append(lines)
         return len(reaped.moves)
 
     def recover_unheld(self, worker: str, rows: list[dict[str, Any]], held: Collection[int]) -> int:
@@ -160,46 +154,28 @@ class Reaper:
         """The move for one job of a dead worker (its row as the workers table reads it)."""
         source = Status(row["status"])
         target, verb, reason, changes = self.decide(row, source, why, now)
-        return Move(
-            row["id"],
-            row["attempt"],
-            source,
-            target,
-            verb,
-            self.actor,
-            reason,
-            changes,
-            row["worker"],
-        )
+        guard = (row["id"], row["attempt"], source)
+        return Move(*guard, target, verb, self.actor, reason, changes, row["worker"])
 
     def decide(
         self, row: dict[str, Any], source: Status, why: str, now: float
     ) -> tuple[Status, str, str, dict[str, Any]]:
-        """QUEUED is released; TO_CANCEL ends canceled; RUNNING is retried if it may be, else
-        it fails: (target, verb, reason, changes)."""
+        """QUEUED is released; TO_CANCEL ends canceled; RUNNING, its attempt lost with its
+        worker, is retried if it may be, else it fails: (target, verb, reason, changes)."""
         if source is Status.QUEUED:
             return Status.PENDING, "release", why, {"worker": None, "queued_at": None}
         if source is Status.TO_CANCEL:
+            reason = f"{why}; the job was being canceled, so it ends canceled"
             errors = "worker died while the job was being canceled"
-            return (
-                Status.CANCELED,
-                "cancel",
-                f"{why}; the job was being canceled, so it ends canceled",
-                {"finished_at": now, "errors": errors},
-            )
-        if self.may_retry(row):
+            return Status.CANCELED, "cancel", reason, {"finished_at": now, "errors": errors}
+        idempotent = row["type"] in self.registry and self.registry.get(row["type"]).idempotent
+        if may_retry(row["attempt"], row["max_attempts"], idempotent, lost=True):
             changes, delay = retry_changes(row["attempt"], now)
             reason = f"{why}; attempt {row['attempt']} lost, retry in {delay:.1f} s"
             return Status.PENDING, "retry", reason, changes
         errors = "worker died while running this job; rerun it if that is safe"
         reason = f"{why}; worker died while running this job"
         return Status.FAILURE, "reap", reason, {"finished_at": now, "errors": errors}
-
-    def may_retry(self, row: dict[str, Any]) -> bool:
-        """Whether the job of `row` runs again: its attempt was lost with its worker."""
-        known = row["type"] in self.registry
-        idempotent = known and self.registry.get(row["type"]).idempotent
-        return may_retry(row["attempt"], row["max_attempts"], idempotent, lost=True)
 
 
 def _why(

@@ -6,7 +6,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from jobengine.context import StopKind
@@ -39,10 +40,8 @@ def decide(
     idempotent: bool = False,
 ) -> list[Move]:
     """The moves that record `outcome`, for the job being RUNNING or TO_CANCEL."""
-    return [
-        _decide(job, source, outcome, stop_kind, actor, now, idempotent)
-        for source in (Status.RUNNING, Status.TO_CANCEL)
-    ]
+    sources = (Status.RUNNING, Status.TO_CANCEL)
+    return [_decide(job, source, outcome, stop_kind, actor, now, idempotent) for source in sources]
 
 
 def _decide(
@@ -60,59 +59,35 @@ def _decide(
         "errors": outcome.errors,
         "result": outcome.result_json,
     }
-    guard: dict[str, Any] = {
-        "job_id": job.id,
-        "attempt": job.attempt,
-        "source": source,
-        "actor": actor,
-        "worker": actor,
-    }
+    move = partial(Move, job.id, job.attempt, source, actor=actor, worker=actor)  # the guard
     reason = outcome.errors.splitlines()[0] if outcome.errors else None
     if not outcome.stopped:
-        if (
-            outcome.failed
-            and source is Status.RUNNING
-            and may_retry(job.attempt, job.max_attempts, idempotent, lost=False)
-        ):
-            return _retry(guard, job, now, f"attempt {job.attempt} failed: {reason}")
+        failed = outcome.failed and source is Status.RUNNING
+        if failed and may_retry(job.attempt, job.max_attempts, idempotent, lost=False):
+            return _retry(move, job, now, f"attempt {job.attempt} failed: {reason}")
         note = "finished before the cancel took effect" if source is Status.TO_CANCEL else None
-        return Move(
-            **guard, target=outcome.status, verb="finish", reason=note or reason, changes=ended
-        )
+        return move(target=outcome.status, verb="finish", reason=note or reason, changes=ended)
     if source is Status.TO_CANCEL and stop_kind in (StopKind.CANCEL, StopKind.SHUTDOWN, None):
-        return Move(**guard, target=Status.CANCELED, verb="cancel", reason=reason, changes=ended)
+        return move(target=Status.CANCELED, verb="cancel", reason=reason, changes=ended)
     lost = stop_kind in (StopKind.SHUTDOWN, StopKind.RECOVERED, StopKind.FENCED)
     retried = source is Status.RUNNING and stop_kind != StopKind.CANCEL
     if retried and may_retry(job.attempt, job.max_attempts, idempotent, lost):
-        return _retry(guard, job, now, reason or "stopped")
-    return Move(**guard, target=Status.FAILURE, verb="reap", reason=reason, changes=ended)
+        return _retry(move, job, now, reason or "stopped")
+    return move(target=Status.FAILURE, verb="reap", reason=reason, changes=ended)
 
 
-def _retry(guard: dict[str, Any], job: Job, now: float, reason: str) -> Move:
+def _retry(move: partial[Move], job: Job, now: float, reason: str) -> Move:
     changes, delay = retry_changes(job.attempt, now)
-    return Move(
-        **guard,
-        target=Status.PENDING,
-        verb="retry",
-        reason=f"{reason}; retry {job.attempt + 1} of {job.max_attempts} in {delay:.1f} s",
-        changes=changes,
-    )
+    reason = f"{reason}; retry {job.attempt + 1} of {job.max_attempts} in {delay:.1f} s"
+    return move(target=Status.PENDING, verb="retry", reason=reason, changes=changes)
 
 
 def unstorable(move: Move, error: Exception, now: float) -> Move:
     """The last resort for an outcome the database refuses: FAILURE saying why."""
     text = f"the outcome could not be stored ({type(error).__name__}: {error})"
-    return Move(
-        job_id=move.job_id,
-        attempt=move.attempt,
-        source=move.source,
-        target=Status.FAILURE,
-        verb="finish",
-        actor=move.actor,
-        reason=text.splitlines()[0][:500],
-        changes={"finished_at": now, "errors": clean_text(text)},
-        worker=move.worker,
-    )
+    changes = {"finished_at": now, "errors": clean_text(text)}
+    reason = text.splitlines()[0][:500]
+    return replace(move, target=Status.FAILURE, verb="finish", reason=reason, changes=changes)
 
 
 class Recorder:

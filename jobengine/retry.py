@@ -20,14 +20,12 @@ def may_retry(attempt: int, max_attempts: int, idempotent: bool, lost: bool) -> 
     return lost and idempotent and attempt < IDEMPOTENT_ATTEMPT_LIMIT
 
 
-def retry_delay(attempt: int, base: float = 1.0) -> float:
-    """Exponential backoff with jitter: about base * 2^attempt seconds, at most an hour."""
-    return float(min(MAX_RETRY_DELAY, base * 2**attempt) * random.uniform(0.5, 1.5))
-
-
 def retry_changes(attempt: int, now: float) -> tuple[dict[str, Any], float]:
-    """What a retry writes: the next attempt, back in the queue after a backoff; and the delay."""
-    delay = retry_delay(attempt)
+    """What a retry writes: the next attempt, back in the queue after a backoff; and the delay.
+
+    The backoff is exponential with jitter: about 2^attempt seconds, at most an hour.
+    """
+    delay = float(min(MAX_RETRY_DELAY, 1.0 * 2**attempt) * random.uniform(0.5, 1.5))
     changes = {
         "attempt": attempt + 1,
         "run_at": now + delay,

@@ -55,14 +55,6 @@ def _text(value: Any) -> str | None:
     return None if value is None or value == "" else joblog.clean_text(str(value))
 
 
-def job_traceback(error: BaseException) -> str:
-    """The traceback of an error raised by job code, from the job's own frame down."""
-    trace = error.__traceback__
-    if trace is not None and trace.tb_frame.f_code is run_job.__code__ and trace.tb_next:
-        trace = trace.tb_next
-    return "".join(traceback.format_exception(type(error), error, trace))
-
-
 def describe_error(error: BaseException) -> str:
     """'Type: message', even for an exception whose message cannot be turned into text."""
     name = type(error).__name__
@@ -73,8 +65,12 @@ def describe_error(error: BaseException) -> str:
 
 
 def safe_traceback(error: BaseException) -> str:
+    """The traceback of an error from job code, from the job's own frame down; never raises."""
     try:
-        return job_traceback(error)
+        trace = error.__traceback__
+        if trace is not None and trace.tb_frame.f_code is run_job.__code__ and trace.tb_next:
+            trace = trace.tb_next
+        return "".join(traceback.format_exception(type(error), error, trace))
     except BaseException:
         return f"{describe_error(error)} (its traceback could not be formatted)"
 

@@ -24,7 +24,7 @@ from jobengine.recorder import Record, Recorder, decide
 from jobengine.retry import Backoff
 from jobengine.runner import Outcome, run_job
 from jobengine.settings import Settings as Settings
-from jobengine.shutdown import Shutdown
+from jobengine.shutdown import shut_down
 from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL, start_move
 
 log = logging.getLogger("jobengine.worker")
@@ -44,13 +44,11 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.logs = LogWriter(self.store.logs)
         self.recorder = Recorder(self.store, self.logs, self.clock.now)
+        concurrency, grace = self.settings.concurrency, self.settings.cancel_grace
         self.executors: dict[str, Executor] = {
-            "thread": ThreadExecutor(self.settings.concurrency, self.settings.cancel_grace),
+            "thread": ThreadExecutor(concurrency, grace),
             "process": ProcessExecutor(
-                self.settings.concurrency,
-                self.settings.cancel_grace,
-                self.settings.kill_grace,
-                self.settings.log_cap,
+                concurrency, grace, self.settings.kill_grace, self.settings.log_cap
             ),
         }
         self.ladder = Ladder(
@@ -77,8 +75,6 @@ class Worker:
             self.store, self.id, interval, self.executors, self.active, self.clock
         )
         engine.on_submit(self.wake.set)
-
-    # -- claiming and starting ------------------------------------------------------------------
 
     def free_capacity(self) -> int:
         with self.lock:
@@ -112,17 +108,11 @@ class Worker:
         """Everything a started job needs to run: its type, context and log."""
         job_type = self.engine.registry.get(job.type)
         job_log = JobLog(job.id, job.attempt, self.logs.add, self.settings.log_cap, self.clock.now)
-        context = JobContext(
-            job.id,
-            job.attempt,
-            job.type,
-            job_logger(job.type),
-            self._progress_reporter(job, job_log),
-        )
+        report = self._progress_reporter(job, job_log)
+        context = JobContext(job.id, job.attempt, job.type, job_logger(job.type), report)
         now = time.monotonic()
-        running = Running(
-            job, job_type, context, job_log, now, now + job.timeout if job.timeout else None
-        )
+        deadline = now + job.timeout if job.timeout else None
+        running = Running(job, job_type, context, job_log, now, deadline)
         with self.lock:
             self.running[job.id] = running
         return running
@@ -147,42 +137,28 @@ class Worker:
 
         return report
 
-    # -- recording ------------------------------------------------------------------------------
-
     def finished(self, running: Running, outcome: Outcome) -> None:
         context = running.context
         if outcome.stopped or context.stop_kind:
             outcome = self.ladder.explain(running, outcome)
-        idempotent = running.job_type.idempotent
-        moves = decide(
-            running.job, outcome, context.stop_kind, self.id, self.clock.now(), idempotent
-        )
-        self.recorder.add(Record(running.job, moves, lambda move: self._recorded(running, move)))
+        job, now = running.job, self.clock.now()
+        moves = decide(job, outcome, context.stop_kind, self.id, now, running.job_type.idempotent)
+        self.recorder.add(Record(job, moves, lambda move: self._recorded(running, move)))
 
     def _recorded(self, running: Running, move: Move | None) -> None:
         job = running.job
         if move is None:
-            log.warning(
-                "job %s: outcome not recorded, the job was recovered from this worker", job.id
-            )
+            message = "job %s: outcome not recorded, the job was recovered from this worker"
+            log.warning(message, job.id)
         else:
             elapsed = time.monotonic() - running.started
-            log.info(
-                "%s job %s %s -> %s in %.3f s%s",
-                move.verb,
-                job.id,
-                move.source,
-                move.target,
-                elapsed,
-                f" ({move.reason})" if move.reason else "",
-            )
+            reason = f" ({move.reason})" if move.reason else ""
+            message = "%s job %s %s -> %s in %.3f s%s"
+            log.info(message, move.verb, job.id, move.source, move.target, elapsed, reason)
         with self.lock:
             self.running.pop(job.id, None)
         running.ended.set()
         self.wake.set()  # capacity is free: claim again now, not at the next poll
-
-    def request_stop(self, running: Running, kind: StopKind, reason: str) -> None:
-        self.ladder.request_stop(running, kind, reason)
 
     def check_stops(self) -> None:
         """Read cancel requests when told of one (a notification) or when the cancel poll is
@@ -191,16 +167,13 @@ class Worker:
         if self.cancel_notice.is_set() or now >= self.next_cancel_poll:
             self.cancel_notice.clear()
             self.next_cancel_poll = now + self.cancel_poll - 0.005  # the next turn, not one later
-            with self.lock:
-                active = list(self.running.values())
-            self.ladder.read_cancels(active, self.id)
+            self.ladder.read_cancels(self.active(), self.id)
 
     def climb_ladder(self) -> None:
         """The ladder's own thread: timeouts and stop steps on time, whatever the database
         does, until the worker has finished."""
         while not self.recording_done.wait(STOP_CHECK_INTERVAL):
-            with self.lock:
-                active = list(self.running.values())
+            active = self.active()
             try:
                 self.fence(active)
                 self.ladder.climb(active)
@@ -221,7 +194,7 @@ class Worker:
         for running in active:
             if running.context.stop_kind is None:
                 log.error("job %s: %s", running.job.id, reason)
-                self.request_stop(running, StopKind.FENCED, reason)
+                self.ladder.request_stop(running, StopKind.FENCED, reason)
 
     def _notified(self, payload: str) -> None:
         if payload in (CANCEL_NOTICE, ""):  # "" when the listener (re)connects: look at all
@@ -235,23 +208,16 @@ class Worker:
         with self.lock:
             return list(self.running.values())
 
-    # -- the loop -------------------------------------------------------------------------------
-
     def run_once(self) -> int:
         """Claim what is due and run it in this thread, recording each outcome; return the count."""
         jobs = self.claim()
         for job in jobs:
-            running = self.run_inline(job)
+            running = self.prepare(job)
+            outcome = run_job(running.job_type, job.args, running.context, running.log)
+            self.finished(running, outcome)
             self.recorder.flush()
             running.ended.wait()
         return len(jobs)
-
-    def run_inline(self, job: Job) -> Running:
-        """Run a started job in the caller's thread (run_once)."""
-        running = self.prepare(job)
-        outcome = run_job(running.job_type, job.args, running.context, running.log)
-        self.finished(running, outcome)
-        return running
 
     def drain(self) -> int:
         """run_once() until nothing is due; return how many jobs ran."""
@@ -274,25 +240,17 @@ class Worker:
         restore_signal = stacks.install_dump_signal(
             lambda: stacks.dump_to_log(self.id, self.active, self.executors)
         )
-        threads = [
-            threading.Thread(
-                target=self.store.database.listen,
-                daemon=True,
-                name="listener",
-                args=(CHANNEL, self._notified, self.stopping),
-            ),
-            threading.Thread(
-                target=self.recorder.run, args=(self.recording_done,), daemon=True, name="recorder"
-            ),
-            threading.Thread(target=self.climb_ladder, daemon=True, name="ladder"),
-        ]
-        for thread in threads:
-            thread.start()
+        for name, target, args in (
+            ("listener", self.store.database.listen, (CHANNEL, self._notified, self.stopping)),
+            ("recorder", self.recorder.run, (self.recording_done,)),
+            ("ladder", self.climb_ladder, ()),
+        ):
+            threading.Thread(target=target, args=args, daemon=True, name=name).start()
         switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self._loop()
-            Shutdown(self).run()
+            shut_down(self)
         finally:
             sys.setswitchinterval(switch_interval)
             self.recording_done.set()
@@ -329,7 +287,7 @@ class Worker:
             except Exception as error:
                 delay = backoff.next()
                 if isinstance(error, DatabaseUnavailable):
-                    self.heartbeat.database_failed()
+                    self.heartbeat.steadiness.failed()  # its view of its peers is stale now
                     log.warning("database unavailable (%s); again in %.1f s", error, delay)
                 else:
                     log.exception("unexpected error in the worker loop; carrying on")
@@ -355,17 +313,13 @@ class Worker:
     def _stop_jobs_given_to_others(self) -> None:
         """A worker that was paused past dead-after finds its jobs recovered by others: it stops
         running them (their outcomes would be refused anyway)."""
-        with self.lock:
-            active = [r for r in self.running.values() if r.context.running]
+        active = [running for running in self.active() if running.context.running]
         if not active:
             return
         owned = {job.id for job in self.store.jobs.owned(self.id, sorted(ACTIVE))}
+        message = "job %s was recovered from worker %s (declared dead); stopping it"
+        reason = "this worker was declared dead and the job recovered by others"
         for running in active:
             if running.job.id not in owned:
-                log.warning(
-                    "job %s was recovered from worker %s (declared dead); stopping it",
-                    running.job.id,
-                    self.id,
-                )
-                reason = "this worker was declared dead and the job recovered by others"
-                self.request_stop(running, StopKind.RECOVERED, reason)
+                log.warning(message, running.job.id, self.id)
+                self.ladder.request_stop(running, StopKind.RECOVERED, reason)

@@ -95,9 +95,8 @@ class SqliteDatabase(Database):
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as error:
-            raise DatabaseUnavailable(
-                f"cannot open SQLite database {self.path!r}: {error}"
-            ) from error
+            message = f"cannot open SQLite database {self.path!r}: {error}"
+            raise DatabaseUnavailable(message) from error
         self._local.connection = connection
         self._local.busy_timeout_ms = self.busy_timeout_ms
         with self._lock:
@@ -124,7 +123,9 @@ class SqliteDatabase(Database):
                 yield transaction
                 connection.execute("COMMIT")
             except BaseException as error:
-                _roll_back(connection)
+                if connection.in_transaction:  # unless RAISE(ROLLBACK) or a full disk undid it
+                    with contextlib.suppress(sqlite3.Error):
+                        connection.execute("ROLLBACK")
                 if isinstance(error, sqlite3.Error) and unavailable(error):
                     raise DatabaseUnavailable(f"SQLite database {self.path!r}: {error}") from error
                 raise
@@ -163,9 +164,8 @@ class SqliteDatabase(Database):
                     " ON CONFLICT (boot_id) DO NOTHING",
                     (boot, time.time() - time.monotonic()),
                 )
-                rows = transaction.execute(
-                    "SELECT anchor FROM host_clock WHERE boot_id = ?", (boot,)
-                )
+                select = "SELECT anchor FROM host_clock WHERE boot_id = ?"
+                rows = transaction.execute(select, (boot,))
             self.anchor = float(rows[0]["anchor"])
         return self.anchor
 
@@ -184,10 +184,8 @@ class SqliteDatabase(Database):
         return f"SQLite {sqlite3.sqlite_version}"
 
     def has_table(self, transaction: Transaction, name: str) -> bool:
-        rows = transaction.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)
-        )
-        return bool(rows)
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return bool(transaction.execute(sql, (name,)))
 
     def close(self) -> None:
         with self._lock:
@@ -199,27 +197,18 @@ class SqliteDatabase(Database):
         self.wakeup.close()
 
 
-def _roll_back(connection: sqlite3.Connection) -> None:
-    """Undo what is open; SQLite may have rolled back already (RAISE(ROLLBACK), a full disk)."""
-    if connection.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
-            connection.execute("ROLLBACK")
-
-
 # Error codes that mean the database cannot be used right now, not that a statement is wrong.
 UNAVAILABLE_CODES = frozenset(
-    getattr(sqlite3, name)
-    for name in (
-        "SQLITE_BUSY",
-        "SQLITE_LOCKED",
-        "SQLITE_IOERR",
-        "SQLITE_FULL",
-        "SQLITE_CANTOPEN",
-        "SQLITE_PROTOCOL",
-        "SQLITE_READONLY",
-        "SQLITE_NOMEM",
-    )
-    if hasattr(sqlite3, name)
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_NOMEM,
+    }
 )
 
 

@@ -1,17 +1,16 @@
 """Wake-ups between processes on one host for SQLite: a Unix datagram socket per listener.
 
-Each listening process binds a socket in a folder that belongs to the database file
-(`<database>.wakeup/`, or a folder under the system's temporary directory named by a hash of
-the file's real path when that path is too long for a socket). `notify` sends one datagram to
-every socket in the folder, after the writer's commit; it never blocks and never raises.
-Wake-ups are only a shortcut: a datagram can be dropped (a listener that is not reading, a
-folder that cannot be made), so workers keep polling as the fallback.
+Each listening process binds a socket in the folder of the database file (`wakeup_folder`).
+`notify` sends one datagram to every socket in the folder, after the writer's commit; it never
+blocks and never raises. Wake-ups are only a shortcut: a datagram can be dropped (a listener
+that is not reading, a folder that cannot be made), so workers keep polling as the fallback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -67,17 +66,12 @@ class Wakeup:
 
     def __init__(self, database_path: str) -> None:
         self.database_path = database_path
-        self._folder: Path | None = None
         self._sender: socket.socket | None = None
         self._lock = Lock()
 
-    @property
+    @functools.cached_property
     def folder(self) -> Path:
-        if self._folder is None:
-            self._folder = wakeup_folder(self.database_path)
-        return self._folder
-
-    # -- sending --------------------------------------------------------------------------------
+        return wakeup_folder(self.database_path)
 
     def notify(self, channel: str, payload: str = "") -> int:
         """Send `payload` on `channel` to every listener of this database; return how many
@@ -87,16 +81,6 @@ class Wakeup:
             entries = list(os.scandir(self.folder))
         except (OSError, ConfigurationError):
             return 0  # no folder: nobody has listened yet (or nobody can)
-        sender = self._socket()
-        if sender is None:
-            return 0
-        reached = 0
-        for entry in entries:
-            if entry.name.endswith(SUFFIX):
-                reached += self._send(sender, entry, data)
-        return reached
-
-    def _socket(self) -> socket.socket | None:
         with self._lock:
             if self._sender is None:
                 try:
@@ -104,8 +88,11 @@ class Wakeup:
                     self._sender.setblocking(False)
                 except OSError as error:
                     log.debug("no socket for wake-ups: %s", error)
-                    return None
-            return self._sender
+                    return 0
+            sender = self._sender
+        return sum(
+            self._send(sender, entry, data) for entry in entries if entry.name.endswith(SUFFIX)
+        )
 
     def _send(self, sender: socket.socket, entry: os.DirEntry[str], data: bytes) -> int:
         try:
@@ -123,8 +110,6 @@ class Wakeup:
                 log.debug("wake-up to %s not sent: %s", entry.path, error)
         return 0
 
-    # -- receiving ------------------------------------------------------------------------------
-
     def listen(self, channel: str, on_notify: Callable[[str], None], stop: Event) -> None:
         """Call `on_notify(payload)` for each notification on `channel` until `stop` is set.
 
@@ -135,12 +120,8 @@ class Wakeup:
         try:
             receiver, path = self._bind()
         except (OSError, ConfigurationError) as error:
-            log.warning(
-                "wake-ups between processes are off for %s (%s); workers find new jobs by "
-                "polling instead",
-                self.database_path,
-                error,
-            )
+            message = "wake-ups between processes are off for %s (%s); workers find new jobs by"
+            log.warning(message + " polling instead", self.database_path, error)
             return
         try:
             on_notify("")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from jobengine.model import Move
@@ -16,6 +16,11 @@ LIVE = (RUNNING, DRAINING)
 ALIVE = "alive"  # how `jobengine workers` shows a running worker that beats
 ACTIVE_SQL = "('QUEUED', 'RUNNING', 'TO_CANCEL')"
 HELD_COLUMNS = "id, attempt, status, worker, type, max_attempts, heartbeat"
+# The columns a worker's row starts with; stopped_at, request and clock_skew are written later.
+REGISTER_COLUMNS = (
+    "id, host, pid, started_at, heartbeat, queues, concurrency, version, state, types, boot_id,"
+    " start_ticks, pid_namespace"
+)
 
 
 @dataclass(frozen=True)
@@ -52,26 +57,13 @@ class WorkerStore:
         self.database = database
 
     def register(self, record: WorkerRecord) -> None:
+        row = asdict(record)
+        row["queues"], row["types"] = json.dumps(record.queues), json.dumps(record.types)
+        names = REGISTER_COLUMNS.split(", ")
         with self.database.transaction() as transaction:
             transaction.execute(
-                "INSERT INTO workers (id, host, pid, started_at, heartbeat, queues, concurrency,"
-                " version, state, types, boot_id, start_ticks, pid_namespace)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id,
-                    record.host,
-                    record.pid,
-                    record.started_at,
-                    record.heartbeat,
-                    json.dumps(record.queues),
-                    record.concurrency,
-                    record.version,
-                    record.state,
-                    json.dumps(record.types),
-                    record.boot_id,
-                    record.start_ticks,
-                    record.pid_namespace,
-                ),
+                f"INSERT INTO workers ({REGISTER_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
+                [row[name] for name in names],
             )
 
     def beat(self, worker: str, now: float, state: str, clock_skew: float | None = None) -> Beat:
@@ -88,7 +80,7 @@ class WorkerStore:
                 f" RETURNING {HELD_COLUMNS}",
                 (now, worker),
             )
-        return Beat(rows[0]["request"] if rows else None, bool(rows), jobs)
+        return Beat(rows[0]["request"] if rows else None, jobs)
 
     def stop(self, worker: str, now: float) -> None:
         with self.database.transaction() as transaction:
@@ -117,22 +109,11 @@ class WorkerStore:
             rows = transaction.execute(f"SELECT * FROM workers{where} ORDER BY started_at")
         return [WorkerRecord.from_row(row) for row in rows]
 
-    def mark(self, worker: str, state: str, expected: str, now: float) -> bool:
-        """Guarded state change of a worker row (e.g. running -> dead by a reaper)."""
-        with self.database.transaction() as transaction:
-            rows = transaction.execute(
-                "UPDATE workers SET state = ?, stopped_at = ? WHERE id = ? AND state = ?"
-                " RETURNING id",
-                (state, now, worker, expected),
-            )
-        return bool(rows)
-
     def on_host(self, host: str) -> list[WorkerRecord]:
         """Workers of `host` that claim to be alive."""
+        select = "SELECT * FROM workers WHERE host = ? AND state IN (?, ?)"
         with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM workers WHERE host = ? AND state IN (?, ?)", (host, *LIVE)
-            )
+            rows = transaction.execute(select, (host, *LIVE))
         return [WorkerRecord.from_row(row) for row in rows]
 
     def to_reap(self, cutoff: float) -> list[str]:
@@ -162,10 +143,9 @@ class WorkerStore:
         the moves that take its jobs. `plan` turns the worker's row (None if it has none) and
         the jobs it holds into the guarded moves to try.
         """
+        select = f"SELECT * FROM workers WHERE id = ?{self.database.row_lock}"
         with self.database.transaction() as transaction:
-            rows = transaction.execute(
-                f"SELECT * FROM workers WHERE id = ?{self.database.row_lock}", (worker,)
-            )
+            rows = transaction.execute(select, (worker,))
             record = WorkerRecord.from_row(rows[0]) if rows else None
             declared = record is not None and record.state in LIVE
             if declared and not known_dead and record is not None and record.heartbeat >= cutoff:
@@ -194,20 +174,7 @@ class WorkerStore:
                 f" AND j.status IN {ACTIVE_SQL}) AS running_jobs"
                 f" FROM workers w{where} ORDER BY w.started_at, w.id"
             )
-        overviews = []
-        for row in rows:
-            running_jobs = int(row.pop("running_jobs"))
-            record = WorkerRecord.from_row(row)
-            overviews.append(
-                WorkerOverview(
-                    record,
-                    running_jobs,
-                    _operator_state(record, now, dead_after),
-                    round(now - record.started_at, 1),
-                    round(now - record.heartbeat, 1),
-                )
-            )
-        return overviews
+        return [_overview(row, now, dead_after) for row in rows]
 
 
 def _held_jobs(
@@ -236,11 +203,10 @@ class Reaped:
 
 @dataclass(frozen=True)
 class Beat:
-    """What a heartbeat learnt: a request for the worker, whether its row is still there, and
-    the active jobs the database gives it."""
+    """What a heartbeat learnt: a request for the worker, and the active jobs the database
+    gives it."""
 
     request: str | None
-    registered: bool
     jobs: list[dict[str, Any]]
 
 
@@ -258,7 +224,11 @@ class WorkerOverview:
     heartbeat_age: float
 
 
-def _operator_state(record: WorkerRecord, now: float, dead_after: float) -> str:
-    if record.state in LIVE and now - record.heartbeat > dead_after:
-        return DEAD
-    return {RUNNING: ALIVE}.get(record.state, record.state)
+def _overview(row: dict[str, Any], now: float, dead_after: float) -> WorkerOverview:
+    """A row of `overview`'s query as `jobengine workers` shows it."""
+    running_jobs = int(row.pop("running_jobs"))
+    record = WorkerRecord.from_row(row)
+    silent = record.state in LIVE and now - record.heartbeat > dead_after
+    state = DEAD if silent else {RUNNING: ALIVE}.get(record.state, record.state)
+    age, heartbeat_age = round(now - record.started_at, 1), round(now - record.heartbeat, 1)
+    return WorkerOverview(record, running_jobs, state, age, heartbeat_age)
