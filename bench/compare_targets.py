@@ -100,3 +100,38 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
             "< 100 MB, no growth",
             verdict,
         )
+
+
+NOTES = [
+    "- Every system: 2 worker processes for processing, 1 idle worker process for latency "
+    "(the second one is stopped first), the submitter in another process; the enqueue rates "
+    "come from one process with one connection. A job's start is the moment its function "
+    "runs (it records `time.time()` minus the time passed as its argument, taken just before "
+    "the enqueue call). Processing runs from the commit that queued all the jobs at once to "
+    "the last finish the system itself recorded (Huey records none: the poll that first saw "
+    "its queue empty, every 20 ms).",
+    "- Durability alike: PostgreSQL with its defaults (fsync, synchronous_commit on), every "
+    "table logged; SQLite in WAL with synchronous=NORMAL.",
+    "- PgQueuer 1.6: asyncpg driver, uvloop, async entrypoints, dequeue batches of 50, its "
+    "buffered completions; durability `durable` (its default). Keeps two `pgqueuer_log` rows "
+    "per finished job (the history is inserted there).",
+    "- Procrastinate 3: async psycopg connector, async tasks, concurrency 50 per worker, "
+    "LISTEN/NOTIFY; keeps finished jobs and their events (its default).",
+    "- Chancy: asyncio executor, async jobs, concurrency 50 per worker, eager polling, NOTIFY "
+    "on push, its default plugins, logging at WARNING (its default logger prints a line per "
+    "job at INFO); keeps finished jobs for a day (its pruner's default).",
+    "- Huey on SQLite: a consumer per worker process with 2 worker threads polling every "
+    "10 ms without back-off, no periodic scheduler; no bulk enqueue; keeps no finished jobs "
+    "(a no-op's None result is not stored), so it has no history figure.",
+    "- jobengine: `jobengine worker` processes with the default settings (poll 1 s, "
+    "heartbeats, reaping, schedule ticks, its own log file at INFO, an event row per move); "
+    "concurrency 50 on PostgreSQL, 10 (the default) on SQLite; submits through "
+    "`Engine.submit`. Bulk enqueue is measured once `Engine.submit_many` exists "
+    "(`bench/peers/jobengine_peer.py: submit_many_slot`).",
+    "- jobengine + wake-up: SQLite with `jobengine.store.wakeup` driven from outside the "
+    "engine (the worker listens and calls `Engine.wake_workers`, the submitter notifies from "
+    "`Engine.on_submit`), until the SQLite backend does it itself; latency only.",
+    "- History: each system's own tables filled the way it keeps finished jobs (jobengine: "
+    "jobs plus four event rows each; Procrastinate: jobs plus their events; Chancy: jobs; "
+    "PgQueuer: log rows), then the same processing measurement.",
+]

@@ -248,13 +248,15 @@ class JobStore:
 
         The ids are picked once (a materialised CTE, never re-run by the planner) and the UPDATE
         checks the status again, so no plan can claim a row twice or beyond the limit. The pick
-        reads the partial claim index in its order.
+        reads the partial claim index in its order; the UPDATE finds the picked rows by their
+        keys (compared with the picked status, not the constant: a planner that believes the
+        claim index holds one row would otherwise walk every PENDING row for each picked one).
         """
         marks = self.database.placeholders
         queue_clause = f" AND queue IN ({marks(queue_count)})" if queue_count else ""
         type_clause = f" AND type IN ({marks(type_count)})" if type_count else ""
         pick = (
-            f"SELECT id FROM jobs{self.database.claim_hint} WHERE status = 'PENDING'"
+            f"SELECT id, status FROM jobs{self.database.claim_hint} WHERE status = 'PENDING'"
             f" AND run_at <= ?{queue_clause}{type_clause}"
             f" ORDER BY priority DESC, run_at, id LIMIT ?{self.database.row_lock_skipping}"
         )
@@ -263,7 +265,7 @@ class JobStore:
         return (
             f"WITH picked AS MATERIALIZED ({pick})"
             f" UPDATE jobs SET status = {status}, worker = ?, queued_at = ?, heartbeat = ?{started}"
-            " WHERE id IN (SELECT id FROM picked) AND status = 'PENDING' RETURNING *"
+            " WHERE (id, status) IN (SELECT id, status FROM picked) RETURNING *"
         )
 
     def owned(self, worker: str, status: Sequence[Status]) -> list[Job]:
