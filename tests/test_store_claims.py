@@ -180,15 +180,14 @@ def test_the_claim_reads_the_claim_index(engine: Engine, clock: ManualClock) -> 
     """A table full of ended jobs (or of pending ones) must not make each claim scan or sort."""
     store = engine.store
     now = clock.now()
-    columns = "type, queue, priority, status, args, run_at, created_at, attempt, max_attempts"
+    columns = ("type", "queue", "priority", "status", "args", "run_at", "created_at", "attempt")
+    columns += ("max_attempts",)
     rows = [
         ("add", "default", n % 5, "SUCCESS" if n % 4 else "PENDING", "{}", now, now, 1, 1)
         for n in range(4000)
     ]
     with store.database.transaction() as transaction:
-        transaction.execute_many(
-            f"INSERT INTO jobs ({columns}) VALUES ({store.database.placeholders(9)})", rows
-        )
+        transaction.insert_rows("jobs", columns, rows)
         if store.database.dialect == "postgresql":  # as autovacuum would; SQLite is left as is
             transaction.execute("ANALYZE jobs")
     for queue_count in (0, 2):

@@ -48,10 +48,6 @@ class Transaction(abc.ABC):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one statement and return its rows (empty for statements without rows)."""
 
-    @abc.abstractmethod
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Run one statement once per parameter row."""
-
     def execute_batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
         """Run several statements, each with its own parameters; their rows in order."""
         return [self.execute(sql, params) for sql, params in statements]

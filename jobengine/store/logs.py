@@ -19,8 +19,9 @@ class LogStore:
         if not lines:
             return
         with self.database.transaction() as transaction:
-            transaction.execute_many(
-                "INSERT INTO job_logs (job_id, attempt, at, level, text) VALUES (?, ?, ?, ?, ?)",
+            transaction.insert_rows(
+                "job_logs",
+                ("job_id", "attempt", "at", "level", "text"),
                 [(line.job_id, line.attempt, line.at, line.level, line.text) for line in lines],
             )
 

@@ -80,12 +80,6 @@ class PostgresTransaction(Transaction):
             cursor.close()
         return results
 
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        with self.connection.cursor() as cursor:
-            cursor.executemany(_sql(sql), [tuple(row) for row in rows])
-
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = ""
     ) -> list[Row]:

@@ -49,9 +49,6 @@ class SqliteTransaction(Transaction):
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.connection.executemany(sql, [tuple(row) for row in rows])
-
 
 class SqliteDatabase(Database):
     dialect = "sqlite"
