@@ -209,12 +209,9 @@ class JobStore:
         types: Sequence[str] = (),
         start: bool = False,
     ) -> list[Job]:
-        """Move up to `limit` due PENDING jobs to QUEUED for `worker`, best first; with
-        `start`, on to RUNNING too (both moves, with both event rows, in one statement).
-
-        With `types`, only jobs of those types. A claimed row whose arguments cannot be read
-        ends FAILURE in the same transaction; the rest of the batch is returned.
-        """
+        """Move up to `limit` due PENDING jobs (of `types`, if given) to QUEUED for `worker`,
+        best first; with `start`, on to RUNNING too, both moves in one statement. A claimed row
+        whose arguments cannot be read ends FAILURE in the same transaction."""
         if limit <= 0:
             return []
         with self.database.transaction() as transaction:
