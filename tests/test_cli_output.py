@@ -103,7 +103,7 @@ def test_schedules_show_prints_times_in_the_schedules_zone_with_ages(
     ok(run(database_url, app, "schedules", "edit", "eu", "--tz", "Europe/Berlin"))
     shown = ok(run(database_url, app, "schedules", "show", "eu", "--next", "2"))
     assert re.search(r"next fire time: \d{4}-\d\d-\d\d 02:30 CES?T \(in ", shown), shown
-    assert re.search(r"created: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T \(", shown), shown
+    assert re.search(r"created: \d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)? CES?T \(", shown), shown  # no :00
     assert "missed window: 1 h" in shown
     assert not EPOCH_SECONDS.search(shown)
     fire_times = shown.split("--- next 2 fire times ---")[1].split("--- latest runs ---")[0].strip()

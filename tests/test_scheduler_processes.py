@@ -38,7 +38,9 @@ def test_three_processes_one_killed_fire_each_run_exactly_once(postgres_url: str
     killed_ticks, killed_inserts = ticks_and_inserts(killed_output)
     assert finished[0][0] == finished[1][0] == list(range(plan.ticks))
     restarted_ticks = finished[2][0]
-    assert restarted_ticks[0] > killed_ticks[-1] and restarted_ticks[-1] == plan.ticks - 1
+    # The replacement may start within the tick the victim printed last: it ticks that moment
+    # again, and the exactly-once check below is what must hold.
+    assert restarted_ticks[0] >= killed_ticks[-1] and restarted_ticks[-1] == plan.ticks - 1
 
     runs, submit_events = fired_runs(postgres_url)
     expected = plan.expected_runs()

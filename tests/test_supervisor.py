@@ -104,7 +104,9 @@ def test_a_crashing_worker_is_restarted_with_growing_delays(
         )
         assert delays[:5] == ["0.2", "0.4", "0.8", "0.8", "0.8"]
         # no worker ever ran, yet the supervisor reaped the silent worker of another host
-        assert app.engine.get(stranded).status is Status.FAILURE
+        wait_for(
+            lambda: app.engine.get(stranded).status is Status.FAILURE, 30, "the stranded job reaped"
+        )
         assert app.engine.events(stranded)[-1].actor.startswith("supervisor ")
         broken.unlink()
         [pid] = registered_children(app, supervisor, 1)
