@@ -254,3 +254,21 @@ def test_a_burst_beyond_the_socket_queue_never_blocks_the_notifier(database: Pat
         assert slow.recv(100) == f"{CHANNEL}\0default".encode()
     finally:
         slow.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_closed_wakeup_sends_nothing_and_opens_no_socket(database: Path) -> None:
+    heard: list[str] = []
+    stop = threading.Event()
+    listener = threading.Thread(
+        target=Wakeup(str(database)).listen, args=(CHANNEL, heard.append, stop), daemon=True
+    )
+    listener.start()
+    wait_for(lambda: "" in heard, 10, "the listener to be ready")
+    wakeup = Wakeup(str(database))
+    assert wakeup.notify(CHANNEL, "before") == 1
+    wakeup.close()
+    assert wakeup.notify(CHANNEL, "after") == 0
+    assert wakeup._sender is None
+    stop.set()
+    listener.join(5)

@@ -67,6 +67,7 @@ class Wakeup:
     def __init__(self, database_path: str) -> None:
         self.database_path = database_path
         self._sender: socket.socket | None = None
+        self._closed = False  # a closed database wakes nobody (no socket left to leak)
         self._lock = Lock()
 
     @functools.cached_property
@@ -82,6 +83,8 @@ class Wakeup:
         except (OSError, ConfigurationError):
             return 0  # no folder: nobody has listened yet (or nobody can)
         with self._lock:
+            if self._closed:
+                return 0
             if self._sender is None:
                 try:
                     self._sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -149,8 +152,9 @@ class Wakeup:
         return receiver, path
 
     def close(self) -> None:
-        """Close the socket `notify` sends from (a later `notify` opens another)."""
+        """Close the socket `notify` sends from; later notifies send nothing."""
         with self._lock:
+            self._closed = True
             if self._sender is not None:
                 self._sender.close()
                 self._sender = None

@@ -80,7 +80,7 @@ def test_child_that_cannot_start_fails_or_retries_its_job(
             failed = engine.submit("in_child")
             retried = engine.submit("in_child_retried")
             wait_for(lambda: ended(engine, failed, "FAILURE"), WAIT, f"job {failed} to fail")
-            wait_for(lambda: ended(engine, retried, "PENDING"), WAIT, f"job {retried} to retry")
+            wait_for(lambda: engine.get(retried).attempt == 2, WAIT, f"job {retried} to retry")
         finally:
             resource.prlimit(worker.pid, resource.RLIMIT_NOFILE, original)
         wait_for(lambda: ended(engine, retried, "SUCCESS"), WAIT, f"job {retried} to succeed")
