@@ -16,7 +16,6 @@ CANCEL_NOTICE = "cancel"  # the payload that tells workers to look for cancel re
 EVENT_FIELDS = ("job_id", "at", "verb", "from_status", "to_status", "actor", "reason", "attempt")
 EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
 EVENT_INSERT = f"INSERT INTO job_events ({EVENT_COLUMNS})"
-EVENT_SQL = f"{EVENT_INSERT} VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 INSERT_HEAD = f"INSERT INTO jobs ({', '.join(NEW_JOB_COLUMNS)}, status, created_at, attempt)"
 INSERT_ROW = f"({', '.join('?' * len(NEW_JOB_COLUMNS))}, 'PENDING', ?, 1)"
 INSERT_SQL = f"{INSERT_HEAD} VALUES {INSERT_ROW}"
@@ -176,19 +175,8 @@ class JobStore:
                 (now, job.id, job.attempt, now),
             )
             if rows:
-                transaction.execute(
-                    f"{EVENT_SQL}",
-                    (
-                        job.id,
-                        now,
-                        "run_now",
-                        "PENDING",
-                        "PENDING",
-                        actor,
-                        "run now by hand",
-                        job.attempt,
-                    ),
-                )
+                event = (job.id, now, "run_now", "PENDING", "PENDING", actor, "run now by hand")
+                transaction.insert_rows("job_events", EVENT_FIELDS, [(*event, job.attempt)])
         return bool(rows)
 
     def save_progress(self, job: Job, fraction: float) -> None:

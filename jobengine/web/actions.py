@@ -190,13 +190,10 @@ async def worker_action(request: Request) -> Response:
     action = request.path_params["action"]
     if action not in ("drain", "restart"):
         raise HTTPException(404, f"workers can drain or restart, not {action!r}")
-    request_word = "restart" if action == "restart" else "drain"
-    count = await run_in_threadpool(
-        dashboard.engine.store.workers.request, request_word, [worker_id]
-    )
+    count = await run_in_threadpool(dashboard.engine.store.workers.request, action, [worker_id])
     if count == 0:
         raise HTTPException(404, f"no running worker has id {worker_id!r}; see /workers")
-    message = f"worker {worker_id} asked to {request_word}"
+    message = f"worker {worker_id} asked to {action}"
     if not is_htmx(request):
         return RedirectResponse("/workers", 303)
     return await run_in_threadpool(pages.workers, request, message)
