@@ -13,6 +13,7 @@ from typing import Any
 from jobengine.context import StopKind
 from jobengine.errors import DatabaseUnavailable
 from jobengine.joblog import LogWriter, clean_text
+from jobengine.loglines import log_lines
 from jobengine.model import Job, Move, Status
 from jobengine.retry import Backoff, may_retry, retry_changes
 from jobengine.runner import Outcome
@@ -29,6 +30,7 @@ class Record:
     job: Job
     moves: list[Move]
     on_done: Callable[[Move | None], None] = field(default=lambda move: None)
+    started: float | None = None  # time.monotonic() when the attempt began, for its log line
 
 
 def decide(
@@ -90,6 +92,21 @@ def unstorable(move: Move, error: Exception, now: float) -> Move:
     return replace(move, target=Status.FAILURE, verb="finish", reason=reason, changes=changes)
 
 
+def log_outcomes(records: list[Record], won: list[Move | None]) -> None:
+    """One line per recorded move ('finish job 7 RUNNING -> SUCCESS in 0.002 s'), one warning
+    per outcome that came too late."""
+    rows, now = [], time.monotonic()
+    for record, move in zip(records, won, strict=True):
+        if move is None:
+            message = "job %s: outcome not recorded, the job was recovered from this worker"
+            log.warning(message, record.job.id)
+        elif record.started is not None:
+            reason = f" ({move.reason})" if move.reason else ""
+            elapsed = now - record.started
+            rows.append((move.verb, record.job.id, move.source, move.target, elapsed, reason))
+    log_lines(log, "%s job %s %s -> %s in %.3f s%s", rows)
+
+
 class Recorder:
     """Gathers finished attempts and writes them (logs first) in one transaction per batch."""
 
@@ -130,6 +147,7 @@ class Recorder:
                     if self.pending:
                         self.has_work.set()  # kept records are tried again after the backoff
                 raise
+        log_outcomes(records, won)
         for record, move in zip(records, won, strict=True):
             record.on_done(move)
         return len(records)

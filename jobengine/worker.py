@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 
 from jobengine import joblog, stacks
 from jobengine.context import JobContext, StopKind, job_logger
@@ -19,6 +20,7 @@ from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecut
 from jobengine.heartbeat import Heartbeat
 from jobengine.joblog import JobLog, LogWriter
 from jobengine.ladder import Ladder
+from jobengine.loglines import log_lines
 from jobengine.model import ACTIVE, Job, Move
 from jobengine.recorder import Record, Recorder, decide
 from jobengine.retry import Backoff
@@ -89,9 +91,9 @@ class Worker:
             return []
         now, queues = self.clock.now(), self.settings.queues
         started = self.store.jobs.claim(self.id, queues, free, now, types, start=True)
-        for job in started:  # one line a move, as everywhere
-            log.info("claim job %s (%s) attempt %s", job.id, job.type, job.attempt)
-            log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
+        rows = [(job.id, job.type, job.attempt) for job in started]  # one line a move
+        log_lines(log, "claim job %s (%s) attempt %s", rows)
+        log_lines(log, "start job %s (%s) attempt %s", rows)
         return started
 
     def start(self, jobs: list[Job]) -> list[Job]:
@@ -100,8 +102,8 @@ class Worker:
         moves = [start_move(job, self.id, now) for job in jobs]
         won = self.store.jobs.move_many(moves, now)
         started = [job for job, ok in zip(jobs, won, strict=True) if ok]
-        for job in started:
-            log.info("start job %s (%s) attempt %s", job.id, job.type, job.attempt)
+        rows = [(job.id, job.type, job.attempt) for job in started]
+        log_lines(log, "start job %s (%s) attempt %s", rows)
         return started
 
     def prepare(self, job: Job) -> Running:
@@ -143,18 +145,11 @@ class Worker:
             outcome = self.ladder.explain(running, outcome)
         job, now = running.job, self.clock.now()
         moves = decide(job, outcome, context.stop_kind, self.id, now, running.job_type.idempotent)
-        self.recorder.add(Record(job, moves, lambda move: self._recorded(running, move)))
+        on_done = partial(self._recorded, running)
+        self.recorder.add(Record(job, moves, on_done, running.started))
 
     def _recorded(self, running: Running, move: Move | None) -> None:
         job = running.job
-        if move is None:
-            message = "job %s: outcome not recorded, the job was recovered from this worker"
-            log.warning(message, job.id)
-        else:
-            elapsed = time.monotonic() - running.started
-            reason = f" ({move.reason})" if move.reason else ""
-            message = "%s job %s %s -> %s in %.3f s%s"
-            log.info(message, move.verb, job.id, move.source, move.target, elapsed, reason)
         with self.lock:
             self.running.pop(job.id, None)
         running.ended.set()

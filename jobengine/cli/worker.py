@@ -18,6 +18,7 @@ from jobengine.cli import database_urls, engine_of, env_option
 from jobengine.cli.output import age, duration, print_json, print_table, utc
 from jobengine.cli.values import Seconds
 from jobengine.errors import ConfigurationError
+from jobengine.loglines import with_heads
 from jobengine.redaction import scrub
 from jobengine.settings import Settings
 from jobengine.worker import Worker
@@ -39,7 +40,7 @@ class PasswordFreeFormatter(logging.Formatter):
         """Formatted once per record, however many handlers (stderr, the file) write it."""
         line: str | None = getattr(record, FORMATTED, None)
         if line is None:
-            line = scrub(super().format(record), self.urls)
+            line = scrub(with_heads(record, super().format), self.urls)
             setattr(record, FORMATTED, line)
         return line
 

@@ -86,6 +86,19 @@ class Transaction(abc.ABC):
             won.append(bool(rows))
         return won
 
+    def update_then_note(
+        self, table: str, update: Statement, note: Statement, before: Sequence[Statement] = ()
+    ) -> list[Row]:
+        """`update` (an UPDATE of `table` ... RETURNING *), then `note` (an INSERT whose SELECT
+        reads the updated rows as `moved`); the updated rows. `before` runs first (a setting).
+        PostgreSQL sends all of it in one round trip, as one statement after `before`."""
+        self.execute_batch(before)
+        rows = self.execute(*update)
+        if rows:
+            moved = f"SELECT * FROM {table} WHERE id IN ({', '.join('?' * len(rows))})"
+            self.execute(f"WITH moved AS ({moved}) {note[0]}", [*(r["id"] for r in rows), *note[1]])
+        return rows
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once this transaction has committed (never if it rolls back)."""
         self.committed_callbacks.append(callback)

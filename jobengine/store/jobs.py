@@ -16,6 +16,16 @@ CANCEL_NOTICE = "cancel"  # the payload that tells workers to look for cancel re
 EVENT_FIELDS = ("job_id", "at", "verb", "from_status", "to_status", "actor", "reason", "attempt")
 EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
 EVENT_INSERT = f"INSERT INTO job_events ({EVENT_COLUMNS})"
+# The event rows of a claim, written by the claim's own statement from the claimed rows.
+CLAIM_EVENTS, CLAIM_EVENT = (
+    f"{EVENT_INSERT} SELECT moved.id, ?, moves.column2, moves.column3, moves.column4, ?, NULL,"
+    f" moved.attempt FROM moved CROSS JOIN (VALUES {moves}) AS moves"
+    " ORDER BY moved.id, moves.column1"
+    for moves in (
+        "(1, 'claim', 'PENDING', 'QUEUED'), (2, 'start', 'QUEUED', 'RUNNING')",
+        "(1, 'claim', 'PENDING', 'QUEUED')",
+    )
+)
 INSERT_HEAD = f"INSERT INTO jobs ({', '.join(NEW_JOB_COLUMNS)}, status, created_at, attempt)"
 INSERT_ROW = f"({', '.join('?' * len(NEW_JOB_COLUMNS))}, 'PENDING', ?, 1)"
 INSERT_SQL = f"{INSERT_HEAD} VALUES {INSERT_ROW}"
@@ -208,17 +218,9 @@ class JobStore:
                 self.claim_sql(len(queues), len(types), start),
                 (now, *queues, *types, limit, worker, now, now, *([now] if start else [])),
             )
-            rows = transaction.execute_batch([(setting, ()), claim] if setting else [claim])[-1]
-            events = [("claim", "PENDING", "QUEUED")] + ([("start", "QUEUED", "RUNNING")] * start)
-            transaction.insert_rows(
-                "job_events",
-                EVENT_FIELDS,
-                [
-                    (row["id"], now, verb, source, target, worker, None, row["attempt"])
-                    for row in rows
-                    for verb, source, target in events
-                ],
-            )
+            noted = (CLAIM_EVENTS if start else CLAIM_EVENT, (now, worker))
+            before = [(setting, ())] if setting else []
+            rows = transaction.update_then_note("jobs", claim, noted, before)
             jobs, broken = _decode(rows)
             if broken:
                 unreadable = [_unreadable(row, worker, now) for row in broken]

@@ -92,6 +92,12 @@ class PostgresTransaction(Transaction):
         sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){tail}"
         return self.execute(sql, [list(column) for column in zip(*rows, strict=True)])
 
+    def update_then_note(
+        self, table: str, update: Statement, note: Statement, before: Sequence[Statement] = ()
+    ) -> list[Row]:
+        sql = f"WITH moved AS ({update[0]}), noted AS ({note[0]}) SELECT * FROM moved"
+        return self.execute_batch([*before, (sql, [*update[1], *note[1]])])[-1]
+
     def update_then_insert(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
     ) -> list[bool]:
