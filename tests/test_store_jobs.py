@@ -8,7 +8,7 @@ import pytest
 from job_steps import WORKER, C, F, P, Q, R, S, T, count_rows, job_in, reload
 
 from jobengine import Engine, IllegalMove, ManualClock, MoveConflict, Status
-from jobengine.model import MOVES, REAP_MOVES
+from jobengine.model import MOVES, REAP_MOVES, LogLine
 from jobengine.store import Move, Store
 
 ALL_MOVES = sorted(
@@ -239,3 +239,26 @@ def test_concurrent_moves_of_one_job_have_exactly_one_winner(
         assert reload(store, job.id).status is wins[job.id][0]
         moves_after_start = [event for event in store.jobs.events(job.id) if event.at == 2.0]
         assert len(moves_after_start) == 1
+
+
+# -- text through the batch statements -----------------------------------------------------------
+
+AWKWARD = ['"', "\\", '\\"', "{a,b}", "NULL", "", " ", "a,b", "é ☃ \n\t", "'; DROP TABLE jobs; --"]
+
+
+def test_awkward_text_survives_every_batch_statement(engine: Engine, clock: ManualClock) -> None:
+    """submit_many, log lines and batched moves send their values as arrays on PostgreSQL:
+    quotes, backslashes, braces, commas, NULL as a word and empty text come back as sent."""
+    store = engine.store
+    ids = engine.submit_many("greet", [{"name": text} for text in AWKWARD])
+    assert [engine.get(job_id).args["name"] for job_id in ids] == AWKWARD
+    store.logs.append([LogLine(ids[0], 1, clock.now(), "INFO", text) for text in AWKWARD])
+    assert [line.text for line in store.logs.read(ids[0])] == AWKWARD
+    moves = [
+        Move(job_id, 1, P, C, "cancel", text or "someone", text, {"output": text, "progress": 0.5})
+        for job_id, text in zip(ids, AWKWARD, strict=True)
+    ]
+    assert store.jobs.move_many(moves, clock.now()) == [True] * len(moves)
+    for job_id, text in zip(ids, AWKWARD, strict=True):
+        job, event = reload(store, job_id), store.jobs.events(job_id)[-1]
+        assert (job.output, job.progress, event.reason) == (text, 0.5, text)
