@@ -7,25 +7,26 @@ from collections.abc import Callable, Sequence
 
 
 class Lines:
-    """A log message of one line per row, `template % row`; printed as those lines."""
+    """A log message of `template % row` for each row and template, a row's lines together."""
 
-    __slots__ = ("rows", "template")
+    __slots__ = ("rows", "templates")
 
-    def __init__(self, template: str, rows: Sequence[tuple[object, ...]]) -> None:
-        self.template, self.rows = template, rows
+    def __init__(self, rows: Sequence[tuple[object, ...]], templates: Sequence[str]) -> None:
+        self.rows, self.templates = rows, templates
 
     def lines(self) -> list[str]:
-        return [self.template % row for row in self.rows]
+        return [template % row for row in self.rows for template in self.templates]
 
     def __str__(self) -> str:
         return "\n".join(self.lines())
 
 
-def log_lines(logger: logging.Logger, template: str, rows: Sequence[tuple[object, ...]]) -> None:
-    """Log `template % row` for every row at INFO, as one record (a worker's moves of one
-    batch: formatting and writing 50 records would cost more than the moves themselves)."""
+def log_lines(logger: logging.Logger, rows: Sequence[tuple[object, ...]], *templates: str) -> None:
+    """Log `template % row` for every row and template at INFO, as one record (a worker's
+    moves of one batch: formatting and writing a record per move would cost more than the
+    moves themselves)."""
     if rows and logger.isEnabledFor(logging.INFO):
-        logger.info(Lines(template, rows))
+        logger.info(Lines(rows, templates))
 
 
 def with_heads(record: logging.LogRecord, format_record: Callable[[logging.LogRecord], str]) -> str:

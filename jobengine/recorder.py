@@ -104,7 +104,7 @@ def log_outcomes(records: list[Record], won: list[Move | None]) -> None:
             reason = f" ({move.reason})" if move.reason else ""
             elapsed = now - record.started
             rows.append((move.verb, record.job.id, move.source, move.target, elapsed, reason))
-    log_lines(log, "%s job %s %s -> %s in %.3f s%s", rows)
+    log_lines(log, rows, "%s job %s %s -> %s in %.3f s%s")
 
 
 class Recorder:

@@ -65,9 +65,10 @@ class Worker:
         self.recording_done = threading.Event()
         self.draining = False
         self.fenced = False  # lost the database past dead_after: claims nothing
-        # Woken early (a submit, a finished job), claim only once this much capacity is free:
-        # a commit per job or two would cost more than waiting for the others to finish.
-        self.batch = max(1, self.settings.concurrency // 5)
+        # Woken early (a submit, a finished job) while jobs wait, claim only once this much
+        # capacity is free: a claim per job or two would cost more than the wait for others.
+        self.batch = max(1, self.settings.concurrency // 2)
+        self.backlog = False  # the last claim got all it asked for: more may be waiting
         self.exit_reason = "stopped"
         self.next_tick = self.next_cancel_poll = 0.0
         self.cancel_poll = self.store.database.cancel_poll
@@ -91,9 +92,9 @@ class Worker:
             return []
         now, queues = self.clock.now(), self.settings.queues
         started = self.store.jobs.claim(self.id, queues, free, now, types, start=True)
+        self.backlog = len(started) >= free
         rows = [(job.id, job.type, job.attempt) for job in started]  # one line a move
-        log_lines(log, "claim job %s (%s) attempt %s", rows)
-        log_lines(log, "start job %s (%s) attempt %s", rows)
+        log_lines(log, rows, "claim job %s (%s) attempt %s", "start job %s (%s) attempt %s")
         return started
 
     def start(self, jobs: list[Job]) -> list[Job]:
@@ -103,7 +104,7 @@ class Worker:
         won = self.store.jobs.move_many(moves, now)
         started = [job for job, ok in zip(jobs, won, strict=True) if ok]
         rows = [(job.id, job.type, job.attempt) for job in started]
-        log_lines(log, "start job %s (%s) attempt %s", rows)
+        log_lines(log, rows, "start job %s (%s) attempt %s")
         return started
 
     def prepare(self, job: Job) -> Running:
@@ -271,7 +272,7 @@ class Worker:
                 self.check_stops()
                 self.commands.poll()
                 due = time.monotonic() >= next_claim
-                if due or (woken and self.free_capacity() >= self.batch):
+                if due or (woken and self.free_capacity() >= (self.batch if self.backlog else 1)):
                     next_claim = time.monotonic() + self.settings.poll_interval
                     for job in self.claim():
                         self.launch(job)
