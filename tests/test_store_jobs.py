@@ -262,3 +262,26 @@ def test_awkward_text_survives_every_batch_statement(engine: Engine, clock: Manu
     for job_id, text in zip(ids, AWKWARD, strict=True):
         job, event = reload(store, job_id), store.jobs.events(job_id)[-1]
         assert (job.output, job.progress, event.reason) == (text, 0.5, text)
+
+
+# -- statements that commit alone ----------------------------------------------------------------
+
+
+def test_a_failed_statement_that_commits_alone_leaves_the_connection_as_the_pool_expects(
+    engine: Engine, clock: ManualClock, database_url: str
+) -> None:
+    """Not atomic: PostgreSQL keeps what each statement committed; SQLite undoes all of it.
+    Either way the connection goes back to the pool idle and in a transaction mode, so the
+    next transaction's rollback still undoes its writes."""
+    store, job = engine.store, job_in(engine.store, clock, P)
+    failing = pytest.raises(Exception, match="no_such_column")
+    with failing, store.database.transaction(atomic=False) as transaction:
+        transaction.execute("UPDATE jobs SET priority = 9 WHERE id = ?", (job.id,))
+        transaction.execute("SELECT no_such_column FROM jobs")
+    kept = 9 if database_url.startswith("postgresql") else job.priority
+    assert reload(store, job.id).priority == kept
+    for _ in range(3):
+        with pytest.raises(RuntimeError), store.database.transaction() as transaction:
+            transaction.execute("UPDATE jobs SET priority = 5 WHERE id = ?", (job.id,))
+            raise RuntimeError("undo it")
+        assert reload(store, job.id).priority == kept

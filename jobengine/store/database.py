@@ -131,8 +131,12 @@ class Database(abc.ABC):
     path: str | None = None
 
     @abc.abstractmethod
-    def transaction(self, write: bool = True) -> contextlib.AbstractContextManager[Transaction]:
-        """Open a transaction; `write` ones are serialised where the backend needs it."""
+    def transaction(
+        self, write: bool = True, atomic: bool = True
+    ) -> contextlib.AbstractContextManager[Transaction]:
+        """Open a transaction; `write` ones are serialised where the backend needs it. Not
+        `atomic`: its statements need not commit together, and a backend whose transactions
+        cost round trips commits each on its own."""
 
     @abc.abstractmethod
     def foreign_transaction(self, connection: Any) -> Transaction:

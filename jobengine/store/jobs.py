@@ -141,14 +141,15 @@ class JobStore:
             return apply_moves(transaction, moves, now)
 
     def move_first(self, choices: Sequence[Sequence[Move]], now: float) -> list[Move | None]:
-        """For each job, the first of its moves whose guard holds, all in one transaction.
+        """For each job, the first of its moves whose guard holds.
 
         A finished attempt is recorded by trying RUNNING -> outcome, then TO_CANCEL -> outcome:
-        one of them wins unless the job was taken from its worker (None).
+        one of them wins unless the job was taken from its worker (None). The jobs are
+        independent: each statement may commit alone (a job's move and event row together).
         """
         won: list[Move | None] = [None] * len(choices)
         waiting = list(range(len(choices)))
-        with self.database.transaction() as transaction:
+        with self.database.transaction(atomic=False) as transaction:
             for turn in range(max((len(moves) for moves in choices), default=0)):
                 tries = [(i, choices[i][turn]) for i in waiting if turn < len(choices[i])]
                 results = apply_moves(transaction, [move for _, move in tries], now)
@@ -208,11 +209,13 @@ class JobStore:
         start: bool = False,
     ) -> list[Job]:
         """Move up to `limit` due PENDING jobs (of `types`, if given) to QUEUED for `worker`,
-        best first; with `start`, on to RUNNING too, both moves in one statement. A claimed row
-        whose arguments cannot be read ends FAILURE in the same transaction."""
+        best first; with `start`, on to RUNNING too: both moves and their event rows in one
+        statement that commits alone. A claimed row whose arguments cannot be read ends FAILURE
+        right after (were that refused, the worker's heartbeat recovers a job it does not run).
+        """
         if limit <= 0:
             return []
-        with self.database.transaction() as transaction:
+        with self.database.transaction(atomic=False) as transaction:
             setting = self.database.claim_setting
             claim = (
                 self.claim_sql(len(queues), len(types), start),

@@ -96,7 +96,10 @@ class PostgresTransaction(Transaction):
         self, table: str, update: Statement, note: Statement, before: Sequence[Statement] = ()
     ) -> list[Row]:
         sql = f"WITH moved AS ({update[0]}), noted AS ({note[0]}) SELECT * FROM moved"
-        return self.execute_batch([*before, (sql, [*update[1], *note[1]])])[-1]
+        statements = [*before, (sql, [*update[1], *note[1]])]
+        if before and self.connection.autocommit:  # a setting needs a block: one of its own
+            return self.execute_batch([("BEGIN", ()), *statements, ("COMMIT", ())])[-2]
+        return self.execute_batch(statements)[-1]
 
     def update_then_insert(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
@@ -161,6 +164,25 @@ class PostgresTransaction(Transaction):
             known = {str(row["column_name"]): str(row["data_type"]) for row in rows}
             self.database.column_types[table] = known
         return known
+
+
+@contextlib.contextmanager
+def autocommit(connection: Any) -> Iterator[None]:
+    """The pooled `connection` in autocommit mode, then left as the pool expects it (idle, not
+    in autocommit) whatever a statement did."""
+    connection.autocommit = True
+    try:
+        yield
+    finally:
+        if not connection.closed:
+            if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                with contextlib.suppress(psycopg.Error):
+                    connection.execute("ROLLBACK")  # a block that a failed statement left open
+            connection.autocommit = False
+
+
+def block(connection: Any, atomic: bool) -> contextlib.AbstractContextManager[Any]:
+    return connection.transaction() if atomic else autocommit(connection)
 
 
 def array_text(values: Sequence[Any]) -> str:
@@ -241,8 +263,10 @@ class PostgresDatabase(Database):
                 raise DatabaseUnavailable(message) from error
 
     @contextlib.contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Transaction]:
-        with self.connection() as connection, connection.transaction():
+    def transaction(self, write: bool = True, atomic: bool = True) -> Iterator[Transaction]:
+        """BEGIN ... COMMIT; not `atomic`, each statement commits on its own (one round trip
+        a statement, where a transaction of one statement takes three)."""
+        with self.connection() as connection, block(connection, atomic):
             transaction = PostgresTransaction(connection, self)
             yield transaction
         transaction.run_committed_callbacks()
@@ -263,15 +287,10 @@ class PostgresDatabase(Database):
             f" SELECT id, {', '.join('?' * len(values))} FROM written),"
             " notified AS (SELECT pg_notify(?, ?)) SELECT written.id FROM written, notified"
         )
-        with self.connection() as connection:
-            connection.autocommit = True
-            try:
-                return PostgresTransaction(connection, self).execute(
-                    statement, [*params, *values, *notify]
-                )
-            finally:
-                if not connection.closed:
-                    connection.autocommit = False
+        with self.connection() as connection, autocommit(connection):
+            return PostgresTransaction(connection, self).execute(
+                statement, [*params, *values, *notify]
+            )
 
     def foreign_transaction(self, connection: Any) -> Transaction:
         if not isinstance(connection, psycopg.Connection):

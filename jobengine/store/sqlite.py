@@ -114,10 +114,11 @@ class SqliteDatabase(Database):
                 time.sleep(0.01)  # a retry's pause, not synchronisation
 
     @contextlib.contextmanager
-    def transaction(self, write: bool = True) -> Iterator[Transaction]:
+    def transaction(self, write: bool = True, atomic: bool = True) -> Iterator[Transaction]:
         """BEGIN (IMMEDIATE for writes) ... COMMIT, shielded from the cancel exception so that
         no transaction is ever left open on the thread's connection. A transaction opened
-        inside another on the same thread joins it (SQLite cannot nest them)."""
+        inside another on the same thread joins it (SQLite cannot nest them). Atomic whatever
+        `atomic` says: here one commit costs less than one per statement."""
         with shielded():
             connection = self._connection()
             outer: SqliteTransaction | None = getattr(self._local, "open", None)
