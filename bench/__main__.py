@@ -1,4 +1,4 @@
-"""`python -m bench [latency|throughput|claim|cancel|recovery|memory|skew-recovery]`: run the
+"""`python -m bench [latency|throughput|claim|cancel|recovery|memory|cost|skew-recovery]`: run the
 suite, print, save (skew-recovery, 9 minutes as root, only when named);
 `python -m bench compare [--quick]`: jobengine side by side with its peers (bench/compare.py)."""
 
@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from bench import bench_recovery, cancel, claim, latency, memory, skew_recovery, throughput
+from bench import bench_recovery, cancel, claim, cost, latency, memory, skew_recovery, throughput
 from bench.options import Options
 from bench.report import Table, command_line, machine, write
 
@@ -20,6 +20,7 @@ SUITES: dict[str, Callable[[Options], Table]] = {
     "cancel": cancel.run,
     "recovery": bench_recovery.run,
     "memory": memory.run,
+    "cost": cost.run,
     "skew-recovery": skew_recovery.run,
 }
 ONLY_WHEN_NAMED = frozenset({"skew-recovery"})  # needs root and network namespaces
