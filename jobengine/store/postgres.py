@@ -182,6 +182,7 @@ def autocommit(connection: Any) -> Iterator[None]:
 
 
 def block(connection: Any, atomic: bool) -> contextlib.AbstractContextManager[Any]:
+    """BEGIN ... COMMIT around what the block runs, or (not `atomic`) autocommit."""
     return connection.transaction() if atomic else autocommit(connection)
 
 
