@@ -167,8 +167,16 @@ def worker_children(supervisor: subprocess.Popen[bytes]) -> list[psutil.Process]
         children = psutil.Process(supervisor.pid).children()
     except psutil.NoSuchProcess:
         return []
-    alive = [child for child in children if child.status() != psutil.STATUS_ZOMBIE]
+    alive = [child for child in children if _living(child)]
     return sorted(alive, key=lambda child: child.create_time())
+
+
+def _living(child: psutil.Process) -> bool:
+    """Neither a zombie nor gone (a draining worker may exit between listing and asking)."""
+    try:
+        return bool(child.status() != psutil.STATUS_ZOMBIE)
+    except psutil.NoSuchProcess:
+        return False
 
 
 def registered_children(app: App, supervisor: subprocess.Popen[bytes], count: int) -> list[int]:
