@@ -108,7 +108,7 @@ def log_outcomes(records: list[Record], won: list[Move | None]) -> None:
 
 
 class Recorder:
-    """Gathers finished attempts and writes them (logs first) in one transaction per batch."""
+    """Gathers finished attempts and writes them (logs first), one statement per batch alike."""
 
     def __init__(self, store: Store, logs: LogWriter, clock: Callable[[], float]) -> None:
         self.store, self.logs, self.clock = store, logs, clock

@@ -84,7 +84,7 @@ class Worker:
             return self.settings.concurrency - len(self.running)
 
     def claim(self) -> list[Job]:
-        """Claim up to the free capacity and start what was claimed, in one transaction (two
+        """Claim up to the free capacity and start what was claimed, in one statement (two
         guarded moves per job); return the started jobs."""
         free = self.free_capacity()
         types = self.engine.registry.names()  # only jobs it can run: others wait for a worker
