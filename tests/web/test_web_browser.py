@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,21 @@ def chromium_path() -> str:
             pytest.fail("Debian's chromium package is required here: apt-get install chromium")
         pytest.skip("no chromium on this machine (apt-get install chromium)")
     return found
+
+
+@contextmanager
+def browser_page(sync_api: Any) -> Iterator[Any]:
+    """A page of a headless Debian Chromium, closed with its browser afterwards."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(STEP)
+            yield page
+        finally:
+            browser.close()
 
 
 @pytest.fixture
@@ -57,19 +73,11 @@ def test_operator_filters_follows_a_log_cancels_downloads_and_pauses(
         wait_for_status(engine, done, {Status.SUCCESS})
         running = engine.submit("chatter", lines=1000, pause=0.25)
         wait_for_status(engine, running, {Status.RUNNING})
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
-            )
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.set_default_timeout(STEP)
-                errors: list[str] = []
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-                operate(sync_api, page, engine, url, running, tmp_path)
-                assert not [e for e in errors if "Content Security Policy" in e], errors
-            finally:
-                browser.close()
+        with browser_page(sync_api) as page:
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            operate(sync_api, page, engine, url, running, tmp_path)
+            assert not [e for e in errors if "Content Security Policy" in e], errors
     schedule = engine.schedules.get("nightly_report")
     assert schedule.enabled is False
 
@@ -158,28 +166,20 @@ def test_operator_runs_a_waiting_job_now_and_cancels_all_matching(
     engine, url = dashboard
     later = engine.submit("greet", name="tomorrow", delay=86_400)
     batch = [engine.submit("greet", name=str(n), queue="batch") for n in range(3)]
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=["--no-sandbox"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(STEP)
-            page.goto(f"{url}/jobs/{later}")
-            page.click("#run-now")
-            expect(page.locator("#job-panel .flash")).to_contain_text(f"job {later} is due now")
-            expect(page.locator("#run-now")).to_have_count(0)
-            assert engine.get(later).run_at <= engine.clock.now()
+    with browser_page(sync_api) as page:
+        page.goto(f"{url}/jobs/{later}")
+        page.click("#run-now")
+        expect(page.locator("#job-panel .flash")).to_contain_text(f"job {later} is due now")
+        expect(page.locator("#run-now")).to_have_count(0)
+        assert engine.get(later).run_at <= engine.clock.now()
 
-            page.goto(f"{url}/jobs?queue=batch")
-            page.click("#cancel-matching")
-            expect(page.locator("#matching-count")).to_have_text("3")
-            page.wait_for_timeout(2500)  # a refresh period: the open question stays
-            expect(page.locator("#matching-count")).to_have_text("3")
-            page.click("#confirm-matching")
-            expect(page.locator("#jobs .flash")).to_contain_text("3 job(s) canceled")
-            expect(page.locator("table.jobs .status-canceled")).to_have_count(3)
-        finally:
-            browser.close()
+        page.goto(f"{url}/jobs?queue=batch")
+        page.click("#cancel-matching")
+        expect(page.locator("#matching-count")).to_have_text("3")
+        page.wait_for_timeout(2500)  # a refresh period: the open question stays
+        expect(page.locator("#matching-count")).to_have_text("3")
+        page.click("#confirm-matching")
+        expect(page.locator("#jobs .flash")).to_contain_text("3 job(s) canceled")
+        expect(page.locator("table.jobs .status-canceled")).to_have_count(3)
     assert {engine.get(job_id).status for job_id in batch} == {Status.CANCELED}
     assert engine.get(later).status is Status.PENDING
