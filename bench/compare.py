@@ -42,7 +42,6 @@ class System:
     peer: bool = True  # a peer (compared with) or jobengine (compared)
     concurrency: int = 10
     history: bool = True  # keeps finished jobs, so the history measurement applies
-    latency_only: bool = False
 
     @property
     def key(self) -> str:
@@ -64,14 +63,6 @@ SYSTEMS = [
     System("Huey", SQLITE, "bench.peers.huey_peer", history=False),
     System("jobengine", POSTGRES, "bench.peers.jobengine_peer", peer=False, concurrency=50),
     System("jobengine", SQLITE, "bench.peers.jobengine_peer", peer=False),
-    System(
-        "jobengine + wake-up",
-        SQLITE,
-        "bench.peers.jobengine_wakeup_peer",
-        peer=False,
-        history=False,
-        latency_only=True,
-    ),
 ]
 
 
@@ -250,8 +241,7 @@ class Comparison:
         self.references()
         shift = number % len(systems)
         for system in systems[shift:] + systems[:shift]:
-            command = "latency" if system.latency_only else "run"
-            result = self.attempt(system, f"repetition {number + 1}", command)
+            result = self.attempt(system, f"repetition {number + 1}", "run")
             if result is None:
                 continue
             for name in ("single", "bulk"):

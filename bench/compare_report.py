@@ -89,8 +89,6 @@ def throughput_table(results: dict[str, Any]) -> list[str]:
     best_key, best_rate = best(systems, lambda row: rates(row, "processing"))
     rows = []
     for key, row in systems.items():
-        if row.get("latency_only"):
-            continue
         backend = row["backend"]
         single, bulk = middle(row.get("single enqueue", [])), middle(row.get("bulk enqueue", []))
         processing, history = rates(row, "processing"), rates(row, "processing with history")

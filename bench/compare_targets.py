@@ -9,7 +9,6 @@ from bench.compare_report import latency, middle, rates, reference
 
 Target = tuple[str, str, str, str]
 JOBENGINE_PG, JOBENGINE_SQLITE = "jobengine (PostgreSQL)", "jobengine (SQLite)"
-WAKEUP = "jobengine + wake-up (SQLite)"
 PGQUEUER, HUEY = "PgQueuer (PostgreSQL)", "Huey (SQLite)"
 
 
@@ -88,9 +87,8 @@ def targets(results: dict[str, Any]) -> Iterator[Target]:
     relative = jobengine_p50 / pgqueuer_p50 if jobengine_p50 and pgqueuer_p50 else None
     yield _at_most("PostgreSQL latency p50 x PgQueuer's p50", relative, 1.0, "x")
     yield _at_most("PostgreSQL latency p99", cut(JOBENGINE_PG, "p99"), 10.0, " ms")
-    for key, label in ((JOBENGINE_SQLITE, "polling"), (WAKEUP, "with the wake-up")):
-        yield _at_most(f"SQLite latency p50, other process, {label}", cut(key, "p50"), 5.0, " ms")
-        yield _at_most(f"SQLite latency p99, other process, {label}", cut(key, "p99"), 20.0, " ms")
+    yield _at_most("SQLite latency p50, other process", cut(JOBENGINE_SQLITE, "p50"), 5.0, " ms")
+    yield _at_most("SQLite latency p99, other process", cut(JOBENGINE_SQLITE, "p99"), 20.0, " ms")
     for backend, measured in sorted(results.get("memory", {}).items()):
         growth = measured["last"] - measured["settled"]
         verdict = "yes" if measured["highest"] < 100 and growth < 5 else "NO"
@@ -126,11 +124,9 @@ NOTES = [
     "- jobengine: `jobengine worker` processes with the default settings (poll 1 s, "
     "heartbeats, reaping, schedule ticks, its own log file at INFO, an event row per move); "
     "concurrency 50 on PostgreSQL, 10 (the default) on SQLite; submits through "
-    "`Engine.submit`. Bulk enqueue is measured once `Engine.submit_many` exists "
-    "(`bench/peers/jobengine_peer.py: submit_many_slot`).",
-    "- jobengine + wake-up: SQLite with `jobengine.store.wakeup` driven from outside the "
-    "engine (the worker listens and calls `Engine.wake_workers`, the submitter notifies from "
-    "`Engine.on_submit`), until the SQLite backend does it itself; latency only.",
+    "`Engine.submit` and `Engine.submit_many`. On SQLite a submit wakes the workers of other "
+    "processes through their wake-up sockets (`jobengine.store.wakeup`); on PostgreSQL "
+    "through NOTIFY.",
     "- History: each system's own tables filled the way it keeps finished jobs (jobengine: "
     "jobs plus four event rows each; Procrastinate: jobs plus their events; Chancy: jobs; "
     "PgQueuer: log rows), then the same processing measurement.",

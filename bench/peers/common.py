@@ -271,15 +271,6 @@ def run_all(module: str, peer: Peer, config: Config) -> dict[str, Any]:
     return result
 
 
-def latency_only(module: str, peer: Peer, config: Config) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="bench-stamps-") as folder:
-        stamps = Path(folder) / "stamps"
-        with workers(module, config, 1, {STAMPS_VARIABLE: str(stamps)}):
-            result = {"latency": latencies(module, peer, config, stamps)}
-    peer.reset(config)
-    return result
-
-
 def process_only(module: str, peer: Peer, config: Config) -> dict[str, Any]:
     with workers(module, config, config.workers, {STAMPS_VARIABLE: os.devnull}):
         return {"processing": process_rate(peer, config, config.jobs)}
@@ -319,8 +310,6 @@ def main(peer: Peer, module: str) -> None:
         result = run_all(module, peer, config)
     elif command == "process":
         result = process_only(module, peer, config)
-    elif command == "latency":
-        result = latency_only(module, peer, config)
     elif command == "submit":
         peer.submit_spaced(config, spaced_gaps(config))
     else:
