@@ -29,6 +29,12 @@ SKEW_WARNING = 2.0  # seconds between a host's clock and the database's
 RECENT_DEATH = 3600.0  # a worker declared dead within this long is still worth a look
 SCHEDULE_GRACE = 120.0  # a due fire time not fired within this long: no worker is ticking
 MOST_LISTED = 10  # jobs or workers named in one check's message
+CLAIM_PAGES = 100  # pages of the claim index a claim may read (a clean one reads 1-3)
+VACUUM_FIX = (
+    "run `VACUUM (ANALYZE) jobs, job_events` now; then keep autovacuum on (autovacuum = on in"
+    " postgresql.conf, and `ALTER TABLE jobs RESET (autovacuum_enabled)`) or run that VACUUM"
+    " every few minutes from cron"
+)
 MOUNTS = "/proc/mounts"
 NETWORK_FILE_SYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb", "smb2", "smb3", "smbfs", "sshfs", "fuse.sshfs", "9p", "afs"}
@@ -61,6 +67,7 @@ class Options:
     job_url: JobUrl | None = None
     kill_grace: float = Settings().kill_grace
     mounts: str = MOUNTS
+    claim_pages: int = CLAIM_PAGES
 
 
 @dataclass
@@ -265,6 +272,27 @@ def _signed(skew: float) -> str:
     return f"{abs(skew):.1f} s {'ahead' if skew >= 0 else 'behind'}"
 
 
+def claim_index(look: Look) -> Check:
+    """A claim slowed by the dead entries of claimed jobs, which only a vacuum removes."""
+    database = look.store.database
+    pages = DiagnosisQueries(database).claim_pages(look.now)
+    if pages is None:
+        return Check("claim index", OK, "SQLite removes a claimed job's index entry at once")
+    vacuum = database.vacuum_state("jobs")
+    details = {"pages": pages, "autovacuum": vacuum}
+    message = (
+        f"a claim reads {plural(pages, 'page')} of the claim index to find the next due job"
+        f"; autovacuum is {vacuum}"
+    )
+    if pages <= look.options.claim_pages:
+        return Check("claim index", OK, message, details=details)
+    message += (
+        f". More than {look.options.claim_pages} pages: the index keeps an entry for every job"
+        " claimed since the last VACUUM, and each claim and poll reads past them"
+    )
+    return Check("claim index", WARN, message, VACUUM_FIX, details)
+
+
 def file_system(look: Look) -> Check:
     path = look.store.database.path
     if path is None:
@@ -308,5 +336,6 @@ CHECKS: list[tuple[str, Callable[[Look], Check]]] = [
     ("schedules", schedules),
     ("job types", job_types),
     ("clocks", clocks),
+    ("claim index", claim_index),
     ("file system", file_system),
 ]

@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from diagnosis_steps import Gate, beaten_since, cli, diagnosis_app, live_worker
 from waiting import wait_for, wait_for_status
@@ -28,6 +29,7 @@ CHECKS = [
     "schedules",
     "job types",
     "clocks",
+    "claim index",
     "file system",
 ]
 
@@ -273,6 +275,55 @@ def test_sqlite_on_a_network_file_system_fails(engine: Engine, tmp_path: Path) -
         "move the database to a local disk, or use PostgreSQL for workers on several hosts"
     )
     assert local.level == OK
+
+
+def test_a_claim_index_full_of_claimed_jobs_entries_is_a_warning_until_a_vacuum(
+    engine: Engine, database_url: str
+) -> None:
+    store, now, options = engine.store, engine.clock.now(), Options(claim_pages=20)
+    columns = ("type", "queue", "priority", "status", "args", "run_at", "created_at", "attempt")
+    rows = [("add", "default", 0, "PENDING", "{}", now, now, 1)] * 10_000
+    with store.database.transaction() as transaction:
+        transaction.insert_rows("jobs", (*columns, "max_attempts"), [(*r, 1) for r in rows])
+    fresh = examine(engine, options).check("claim index")
+    assert len(store.jobs.claim("w", [], 10_000, now)) == 10_000  # each leaves a dead entry
+
+    bloated = examine(engine, options).check("claim index")
+
+    if store.database.path is not None:
+        assert fresh.level == bloated.level == OK
+        assert bloated.message == "SQLite removes a claimed job's index entry at once"
+        return
+    assert fresh.level == OK and fresh.details["pages"] <= 3, fresh
+    assert bloated.level == WARN, bloated
+    assert bloated.details["pages"] > 20
+    assert bloated.message.startswith(f"a claim reads {bloated.details['pages']} pages")
+    assert "autovacuum is " in bloated.message and "since the last VACUUM" in bloated.message
+    assert bloated.fix is not None and bloated.fix.startswith("run `VACUUM (ANALYZE) jobs")
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        connection.execute("VACUUM jobs")
+    assert examine(engine, options).check("claim index").level == OK
+
+
+def test_autovacuum_turned_off_for_the_jobs_table_is_named(postgres_url: str) -> None:
+    engine = Engine(postgres_url)
+    try:
+        assert engine.store  # the schema made
+        with psycopg.connect(postgres_url, autocommit=True) as connection:
+            server = connection.execute("SHOW autovacuum").fetchone()
+            connection.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+        check = engine.doctor().check("claim index")
+    finally:
+        engine.close()
+
+    assert server is not None
+    expected = (
+        "off (the server's setting)"
+        if server[0] != "on"
+        else ("off for the table jobs (autovacuum_enabled = false)")
+    )
+    assert check.details["autovacuum"] == expected
+    assert check.message.endswith(f"; autovacuum is {expected}")
 
 
 def test_doctor_json_lists_every_check_and_exits_1_on_a_problem(engine: Engine) -> None:

@@ -206,6 +206,15 @@ class Database(abc.ABC):
     def placeholders(self, count: int) -> str:
         return ", ".join("?" * count)
 
+    def pages_read(self, query: Statement) -> int | None:
+        """The pages `query` reads where deleted rows leave index entries behind until a
+        vacuum; None where they go at once (SQLite)."""
+        return None
+
+    def vacuum_state(self, table: str) -> str:
+        """Whether the server vacuums `table` by itself, in words ("on", "off ...")."""
+        return "not needed"
+
     def server_version(self) -> str:
         """The database software and its version, for the support bundle."""
         return "unknown"

@@ -53,6 +53,15 @@ class DiagnosisQueries(_Reader):
                 best = min(best, time.perf_counter() - started)
         return best
 
+    def claim_pages(self, now: float) -> int | None:
+        """The pages of the claim index a claim reads to find the next due job (None where
+        the backend leaves no dead entries in it)."""
+        pick = (
+            f"SELECT id FROM jobs{self.database.claim_hint} WHERE status = 'PENDING'"
+            " AND run_at <= ? ORDER BY priority DESC, run_at, id LIMIT 1"
+        )
+        return self.database.pages_read((pick, (now,)))
+
     def worker(self, worker_id: str) -> WorkerRecord | None:
         """One worker's row, whatever its state."""
         rows = self._read("SELECT * FROM workers WHERE id = ?", (worker_id,))

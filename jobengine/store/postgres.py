@@ -344,6 +344,28 @@ class PostgresDatabase(Database):
     def lock_migrations(self, transaction: Transaction) -> None:
         transaction.execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
 
+    def pages_read(self, query: Statement) -> int | None:
+        with self.transaction(write=False) as transaction:
+            if self.claim_setting:
+                transaction.execute(self.claim_setting)
+            sql, params = query
+            rows = transaction.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}", params)
+        plan = rows[0]["QUERY PLAN"][0]["Plan"]
+        return int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
+
+    def vacuum_state(self, table: str) -> str:
+        with self.transaction(write=False) as transaction:
+            row = transaction.execute(
+                "SELECT current_setting('autovacuum') AS server, reloptions AS options"
+                " FROM pg_catalog.pg_class WHERE oid = to_regclass(?)",
+                (table,),
+            )[0]
+        if row["server"] != "on":
+            return "off (the server's setting)"
+        if "autovacuum_enabled=false" in (row["options"] or []):
+            return f"off for the table {table} (autovacuum_enabled = false)"
+        return "on"
+
     def server_version(self) -> str:
         with self.transaction(write=False) as transaction:
             rows = transaction.execute("SELECT version() AS version")
