@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
 import pytest
 from job_steps import WORKER, C, P, Q, R, S, T, count_rows, insert_job, job_in, reload
 
 from jobengine import Engine, ManualClock, Status
-from jobengine.store import Move
+from jobengine.store import Move, Store
+from jobengine.store.database import Transaction
+from jobengine.store.jobs import EVENT_FIELDS, changes_of
+from jobengine.store.postgres import PostgresTransaction
 
 # -- claiming ------------------------------------------------------------------------------------
 
@@ -221,3 +228,62 @@ def test_an_error_that_ends_the_transaction_inside_sqlite_is_reported_as_itself(
         assert reload(store, job_id).status is C
     finally:
         engine.close()
+
+
+def test_claims_and_finishes_read_only_their_rows_when_statistics_are_stale(
+    postgres_url: str,
+) -> None:
+    """Statistics taken while the table was all but empty, then a burst of submits: a planner
+    that believes the table holds one row must still not read every row to claim or finish."""
+    engine = Engine(postgres_url)
+    store, now = engine.store, 1_000.0
+    _insert_pending(store, 2_000, now + 3_600)
+    with store.database.transaction() as transaction:
+        transaction.execute("DELETE FROM jobs WHERE id < (SELECT max(id) FROM jobs)")
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("VACUUM ANALYZE jobs")
+    _insert_pending(store, 20_000, now)
+
+    with store.database.transaction() as transaction:
+        transaction.execute(store.database.claim_setting)
+        claim = _rows_of_jobs_read(
+            transaction, store.jobs.claim_sql(0, 0, True), (now, 25, "w", now, now, now)
+        )
+    claimed = store.jobs.claim("w", [], 25, now, start=True)
+    finishes = [
+        Move(job.id, job.attempt, R, S, "finish", "w", changes={"finished_at": now}, worker="w")
+        for job in claimed
+    ]
+    with store.database.transaction() as transaction:
+        assert isinstance(transaction, PostgresTransaction)
+        sql, params = transaction.set_statement(
+            "jobs", changes_of(finishes, now), "job_events", EVENT_FIELDS
+        )
+        finish = _rows_of_jobs_read(transaction, sql, params)
+    engine.close()
+
+    assert len(claimed) == 25
+    assert claim <= 3 * 25, f"the claim read {claim} rows of jobs"  # was 20,000 (a sort of all)
+    assert finish <= 3 * 25, f"the finish read {finish} rows of jobs"  # was every row
+
+
+def _insert_pending(store: Store, count: int, run_at: float) -> None:
+    columns = ("type", "queue", "priority", "status", "args", "run_at", "created_at", "attempt")
+    rows = [("add", "default", 0, "PENDING", "{}", run_at, run_at, 1, 1)] * count
+    with store.database.transaction() as transaction:
+        transaction.insert_rows("jobs", (*columns, "max_attempts"), rows)
+
+
+def _rows_of_jobs_read(transaction: Transaction, sql: str, params: Sequence[Any]) -> int:
+    """Rows the statement's scans of `jobs` returned or filtered away (EXPLAIN ANALYZE)."""
+    explain = f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}"
+    [row] = transaction.execute(explain, params)
+
+    def read(node: dict[str, Any]) -> int:
+        own = 0
+        if node.get("Relation Name") == "jobs" and "Scan" in str(node["Node Type"]):
+            seen = float(node["Actual Rows"]) + float(node.get("Rows Removed by Filter", 0))
+            own = int(seen * float(node["Actual Loops"]))
+        return own + sum(read(child) for child in node.get("Plans", []))
+
+    return read(row["QUERY PLAN"][0]["Plan"])

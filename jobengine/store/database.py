@@ -125,6 +125,9 @@ class Database(abc.ABC):
     # Follows the table name in the claim's pick, to make it read the claim index.
     claim_hint = ""
     claim_setting = ""  # a statement run before the claim, in its transaction
+    # What the claim's pick selects of each row, and how its UPDATE finds those rows again.
+    claim_pick = "id, status"
+    claim_match = "(id, status) IN (SELECT id, status FROM picked)"
     # How often a worker reads cancel requests when nothing notified it of one.
     cancel_poll = 1.0
     # The file the database lives in, where it lives in one (SQLite), for `doctor`.

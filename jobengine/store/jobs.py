@@ -236,17 +236,18 @@ class JobStore:
         """The one claim statement; parameters: now, the queues, the types, limit, worker, now,
         now (and now again with `start`, which claims and starts at once).
 
-        The ids are picked once (a materialised CTE, never re-run by the planner) and the UPDATE
-        checks the status again, so no plan can claim a row twice or beyond the limit. The pick
-        reads the partial claim index in its order; the UPDATE finds the picked rows by their
-        keys (compared with the picked status, not the constant: a planner that believes the
-        claim index holds one row would otherwise walk every PENDING row for each picked one).
+        The rows are picked once (a materialised CTE, never re-run by the planner), so no plan
+        can claim a row twice or beyond the limit. The pick reads the partial claim index in its
+        order; the UPDATE finds the picked rows as the backend's `claim_match` says: by id and
+        the picked status, checked again (SQLite, whose writers take turns), or by the address
+        of each row the pick has locked (PostgreSQL), whatever a planner believes of the table.
         """
         marks = self.database.placeholders
         queue_clause = f" AND queue IN ({marks(queue_count)})" if queue_count else ""
         type_clause = f" AND type IN ({marks(type_count)})" if type_count else ""
         pick = (
-            f"SELECT id, status FROM jobs{self.database.claim_hint} WHERE status = 'PENDING'"
+            f"SELECT {self.database.claim_pick} FROM jobs{self.database.claim_hint}"
+            " WHERE status = 'PENDING'"
             f" AND run_at <= ?{queue_clause}{type_clause}"
             f" ORDER BY priority DESC, run_at, id LIMIT ?{self.database.row_lock_skipping}"
         )
@@ -255,7 +256,7 @@ class JobStore:
         return (
             f"WITH picked AS MATERIALIZED ({pick})"
             f" UPDATE jobs SET status = {status}, worker = ?, queued_at = ?, heartbeat = ?{started}"
-            " WHERE (id, status) IN (SELECT id, status FROM picked) RETURNING *"
+            f" WHERE {self.database.claim_match} RETURNING *"
         )
 
     def owned(self, worker: str, status: Sequence[Status]) -> list[Job]:
@@ -293,7 +294,14 @@ astuple_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*NEW_JOB_C
 
 def apply_moves(transaction: Transaction, moves: Sequence[Move], now: float) -> list[bool]:
     """Each move's guarded UPDATE and, only if it won, its event row; True for each that won."""
-    changes = [
+    return transaction.update_then_insert(
+        "jobs", changes_of(moves, now), "job_events", EVENT_FIELDS
+    )
+
+
+def changes_of(moves: Sequence[Move], now: float) -> list[Change]:
+    """The guarded row changes that make `moves`, each with its event row's values."""
+    return [
         Change(
             {"status": m.target.value, **m.changes},
             {"id": m.job_id, "status": m.source.value, "attempt": m.attempt}
@@ -302,7 +310,6 @@ def apply_moves(transaction: Transaction, moves: Sequence[Move], now: float) -> 
         )
         for m in moves
     ]
-    return transaction.update_then_insert("jobs", changes, "job_events", EVENT_FIELDS)
 
 
 def _decode(rows: list[dict[str, Any]]) -> tuple[list[Job], list[dict[str, Any]]]:
