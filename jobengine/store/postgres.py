@@ -142,11 +142,17 @@ class PostgresTransaction(Transaction):
         ]
         assign = ", ".join(f"{c} = v.a_{c}" for c in first.assign)
         guard = " AND ".join(f"{table}.{c} = v.g_{c}" for c in first.guard)
-        # A guard value every change shares (the status, the worker) is also a constant: then
-        # even a plan made on stale statistics (a table believed empty) reads only the rows
-        # in that status through an index, never every row of the table.
-        shared = [c for c in first.guard if all(ch.guard[c] == first.guard[c] for ch in changes)]
-        guard += "".join(f" AND {table}.{c} = ?::{types[c]}" for c in shared if c != "id")
+        # The ids again as one array and, when every change guards the same status, that status
+        # as a constant: whatever the statistics say (a table believed empty), the rows are
+        # found by their keys or among the jobs in that status through an index (a batch's
+        # status is RUNNING: a few rows per worker), never by reading every row of the table.
+        keys = [array_text([change.guard["id"] for change in changes])]
+        guard += f" AND {table}.id = ANY(?::{types['id']}[])"
+        if "status" in first.guard and all(
+            c.guard["status"] == first.guard["status"] for c in changes
+        ):
+            keys.append(first.guard["status"])
+            guard += f" AND {table}.status = ?::{types['status']}"
         sql = (
             f"WITH v AS (SELECT * FROM unnest({', '.join(f'?::{k}[]' for k in kinds)})"
             f" WITH ORDINALITY AS v({', '.join(names)}, n)),"
@@ -156,8 +162,7 @@ class PostgresTransaction(Transaction):
             f" {', '.join(f'v.v_{c}' for c in columns[1:])} FROM moved JOIN v ON v.n = moved.n)"
             " SELECT n FROM moved"
         )
-        constants = [first.guard[c] for c in shared if c != "id"]
-        return sql, [*(array_text(column) for column in zip(*arrays, strict=True)), *constants]
+        return sql, [*(array_text(column) for column in zip(*arrays, strict=True)), *keys]
 
     def types(self, table: str) -> dict[str, str]:
         """The columns of `table` and their types, read once per database."""
