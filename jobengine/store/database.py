@@ -210,8 +210,8 @@ class Database(abc.ABC):
         return ", ".join("?" * count)
 
     def pages_read(self, query: Statement) -> int | None:
-        """The pages `query` reads where deleted rows leave index entries behind until a
-        vacuum; None where they go at once (SQLite)."""
+        """The pages `query` (a claim's pick, run with `claim_setting`) reads where deleted
+        rows leave index entries behind until a vacuum; None where they go at once (SQLite)."""
         return None
 
     def vacuum_state(self, table: str) -> str:

@@ -379,11 +379,11 @@ class PostgresDatabase(Database):
 
     def vacuum_state(self, table: str) -> str:
         with self.transaction(write=False) as transaction:
-            row = transaction.execute(
-                "SELECT current_setting('autovacuum') AS server, reloptions AS options"
-                " FROM pg_catalog.pg_class WHERE oid = to_regclass(?)",
+            [row] = transaction.execute(
+                "SELECT current_setting('autovacuum') AS server, (SELECT reloptions"
+                " FROM pg_catalog.pg_class WHERE oid = to_regclass(?)) AS options",
                 (table,),
-            )[0]
+            )
         if row["server"] != "on":
             return "off (the server's setting)"
         if "autovacuum_enabled=false" in (row["options"] or []):
