@@ -30,12 +30,10 @@ class Change:
     guard: dict[str, Any]
     values: tuple[Any, ...]
 
-    def update(self, table: str) -> Statement:
-        """The UPDATE ... RETURNING id that makes the change."""
-        assignments = ", ".join(f"{column} = ?" for column in self.assign)
-        guard = " AND ".join(f"{column} = ?" for column in self.guard)
-        sql = f"UPDATE {table} SET {assignments} WHERE {guard} RETURNING id"
-        return sql, [*self.assign.values(), *self.guard.values()]
+    @property
+    def shape(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The columns assigned and guarded: changes of one shape can go in one statement."""
+        return tuple(self.assign), tuple(self.guard)
 
 
 class Transaction(abc.ABC):
@@ -74,16 +72,46 @@ class Transaction(abc.ABC):
         """For each change: its guarded UPDATE of `table` and, only if that changed the row,
         a row of `insert` (a table) of (the row's id, *change.values) into `columns`.
 
-        True for each change that won. PostgreSQL makes the changes of a batch that are alike
-        with one statement.
+        True for each change that won. The changes of one shape go together (`update_alike`);
+        a batch that changes a row twice goes one change at a time.
         """
-        won = []
-        for change in changes:
-            sql, params = change.update(table)
-            rows = self.execute(sql, params)
-            if rows:
-                self.insert_rows(insert, columns, [(rows[0]["id"], *change.values)])
-            won.append(bool(rows))
+        if len({change.guard["id"] for change in changes}) < len(changes):
+            return [
+                self.update_alike(table, [change], insert, columns) == [0] for change in changes
+            ]
+        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
+        for index, change in enumerate(changes):
+            groups.setdefault(change.shape, []).append(index)
+        won = [False] * len(changes)
+        for indexes in groups.values():
+            alike = [changes[index] for index in indexes]
+            for position in self.update_alike(table, alike, insert, columns):
+                won[indexes[position]] = True
+        return won
+
+    def update_alike(
+        self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
+    ) -> list[int]:
+        """Changes of distinct rows and of one shape: one UPDATE ... FROM (VALUES ...) for
+        them all, one INSERT for the rows of those that won; the positions of those."""
+        first = changes[0]
+        names = [f"a_{c}" for c in first.assign] + [f"g_{c}" for c in first.guard]
+        assign = ", ".join(f"{c} = v.a_{c}" for c in first.assign)
+        guard = " AND ".join(f"{table}.{c} = v.g_{c}" for c in first.guard)
+        row = f"({', '.join('?' * len(names))})"
+        changed: set[Any] = set()
+        chunk = max(1, PARAMETERS_PER_STATEMENT // len(names))
+        for start in range(0, len(changes), chunk):
+            part = changes[start : start + chunk]
+            sql = (
+                f"WITH v ({', '.join(names)}) AS (VALUES {', '.join([row] * len(part))})"
+                f" UPDATE {table} SET {assign} FROM v WHERE {guard} RETURNING id"
+            )
+            params = [value for c in part for value in (*c.assign.values(), *c.guard.values())]
+            changed |= {found["id"] for found in self.execute(sql, params)}
+        won = [position for position, change in enumerate(changes) if change.guard["id"] in changed]
+        rows = [(changes[position].guard["id"], *changes[position].values) for position in won]
+        self.insert_rows(insert, columns, rows)
         return won
 
     def update_then_note(

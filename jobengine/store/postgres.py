@@ -101,30 +101,11 @@ class PostgresTransaction(Transaction):
             return self.execute_batch([("BEGIN", ()), *statements, ("COMMIT", ())])[-2]
         return self.execute_batch(statements)[-1]
 
-    def update_then_insert(
-        self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
-    ) -> list[bool]:
-        """Changes of distinct rows that are alike in shape (the same columns assigned and
-        guarded) in one statement each: arrays of their values, the insert reading the
-        UPDATE's RETURNING. A batch that changes a row twice goes one change at a time."""
-        if len({change.guard["id"] for change in changes}) < len(changes):
-            return [
-                self._update_alike(table, [change], insert, columns) == [0] for change in changes
-            ]
-        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
-        for index, change in enumerate(changes):
-            groups.setdefault((tuple(change.assign), tuple(change.guard)), []).append(index)
-        won = [False] * len(changes)
-        for indexes in groups.values():
-            alike = [changes[index] for index in indexes]
-            for position in self._update_alike(table, alike, insert, columns):
-                won[indexes[position]] = True
-        return won
-
-    def _update_alike(
+    def update_alike(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
     ) -> list[int]:
-        """The positions of the changes that won."""
+        """One statement: arrays of the changes' values, the insert reading the UPDATE's
+        RETURNING; the positions of the changes that won."""
         sql, params = self.set_statement(table, changes, insert, columns)
         return [int(row["n"]) - 1 for row in self.execute(sql, params)]
 
