@@ -130,7 +130,7 @@ class SqliteDatabase(Database):
             try:
                 if connection.in_transaction:  # left open by a failure nothing could undo
                     connection.execute("ROLLBACK")
-                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                self._begin_write(connection) if write else connection.execute("BEGIN")
                 yield transaction
                 connection.execute("COMMIT")
             except BaseException as error:
@@ -143,6 +143,26 @@ class SqliteDatabase(Database):
             finally:
                 self._local.open = None
             transaction.run_committed_callbacks()
+
+    def _begin_write(self, connection: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE, trying again for the write lock every 0.1 ms, then up to every 1 ms,
+        until the busy timeout. (SQLite's own busy wait sleeps 1, 2, 5, 10 ms and more: another
+        process holds the lock about 0.4 ms a claim or a batch of outcomes, so its waiter lost
+        1-18 ms; two workers spent 45% of their time waiting there.)"""
+        connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            deadline, pause = time.monotonic() + self.busy_timeout_ms / 1000, 0.0001
+            while True:
+                try:
+                    connection.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as error:
+                    if "locked" not in str(error) or time.monotonic() >= deadline:
+                        raise
+                time.sleep(pause)  # a retry's pause, not synchronisation
+                pause = min(2 * pause, 0.001)
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout_ms}")
 
     def foreign_transaction(self, connection: Any) -> Transaction:
         if not isinstance(connection, sqlite3.Connection):
