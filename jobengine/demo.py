@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -63,10 +64,14 @@ def build_engine(url: str, recurring_every: int = RECURRING_EVERY) -> Engine:
 
 
 def fresh_database(folder: Path) -> str:
-    """A new, empty SQLite file in `folder` (an earlier demo's file is removed)."""
+    """A new, empty SQLite file in `folder` (an earlier demo's files are removed, with the
+    wake-up folder a killed demo leaves)."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("demo.db*"):
-        old.unlink()
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
     return f"sqlite:///{folder / 'demo.db'}"
 
 

@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from waiting import wait_for
 from jobengine import Status
 from jobengine.cli import main as cli
 from jobengine.demo import Demo
+from jobengine.store.wakeup import wakeup_folder
 
 pytestmark = pytest.mark.timeout(60)
 URL = re.compile(r"(http://127\.0\.0\.1:\d+)")
@@ -100,6 +102,21 @@ def test_make_demo_runs_until_ctrl_c(tmp_path: Path) -> None:
     assert httpx.get(f"{served.url}/healthz", timeout=10).json()["status"] == "ok"
     assert stop(served, signal.SIGINT) == 0
     assert (tmp_path / "demo-run" / "demo.db").exists()
+
+
+def test_make_demo_starts_again_after_a_demo_was_killed() -> None:
+    """A killed demo leaves its database and its wake-up folder (a socket in it) behind."""
+    with tempfile.TemporaryDirectory() as short:  # the wake-up folder fits beside the file
+        folder = Path(short)
+        killed = serve(["jobengine.demo"], folder)
+        wakeup = wakeup_folder(str(folder / "demo-run" / "demo.db"))
+        assert wakeup.parent == folder / "demo-run"
+        wait_for(lambda: wakeup.is_dir() and any(wakeup.iterdir()), 20)  # its worker listens
+        assert stop(killed, signal.SIGKILL) == -signal.SIGKILL
+
+        served = serve(["jobengine.demo"], folder)
+        assert httpx.get(f"{served.url}/healthz", timeout=10).json()["status"] == "ok"
+        assert stop(served, signal.SIGINT) == 0
 
 
 def test_jobengine_web_serves_until_sigterm(tmp_path: Path) -> None:
