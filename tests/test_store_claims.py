@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from job_steps import WORKER, C, P, Q, R, S, T, count_rows, insert_job, job_in, reload
 
-from jobengine import Engine, ManualClock, Status
+from jobengine import Engine, Job, ManualClock, Status
 from jobengine.store import Move, Store
 from jobengine.store.database import Transaction
 from jobengine.store.jobs import EVENT_FIELDS, changes_of
@@ -250,16 +250,7 @@ def test_claims_and_finishes_read_only_their_rows_when_statistics_are_stale(
             transaction, store.jobs.claim_sql(0, 0, True), (now, 25, "w", now, now, now)
         )
     claimed = store.jobs.claim("w", [], 25, now, start=True)
-    finishes = [
-        Move(job.id, job.attempt, R, S, "finish", "w", changes={"finished_at": now}, worker="w")
-        for job in claimed
-    ]
-    with store.database.transaction() as transaction:
-        assert isinstance(transaction, PostgresTransaction)
-        sql, params = transaction.set_statement(
-            "jobs", changes_of(finishes, now), "job_events", EVENT_FIELDS
-        )
-        finish = _rows_of_jobs_read(transaction, sql, params)
+    finish = _rows_read_finishing(store, claimed, now)
     engine.close()
 
     assert len(claimed) == 25
@@ -272,6 +263,20 @@ def _insert_pending(store: Store, count: int, run_at: float) -> None:
     rows = [("add", "default", 0, "PENDING", "{}", run_at, run_at, 1, 1)] * count
     with store.database.transaction() as transaction:
         transaction.insert_rows("jobs", (*columns, "max_attempts"), rows)
+
+
+def _rows_read_finishing(store: Store, jobs: list[Job], now: float) -> int:
+    """Rows of the jobs table read by the statement that finishes `jobs` (RUNNING on "w")."""
+    finishes = [
+        Move(job.id, job.attempt, R, S, "finish", "w", changes={"finished_at": now}, worker="w")
+        for job in jobs
+    ]
+    with store.database.transaction() as transaction:
+        assert isinstance(transaction, PostgresTransaction)
+        sql, params = transaction.set_statement(
+            "jobs", changes_of(finishes, now), "job_events", EVENT_FIELDS
+        )
+        return _rows_of_jobs_read(transaction, sql, params)
 
 
 def _rows_of_jobs_read(transaction: Transaction, sql: str, params: Sequence[Any]) -> int:
@@ -299,16 +304,7 @@ def test_a_batch_of_finishes_reads_its_rows_not_the_history(postgres_url: str) -
         transaction.execute("UPDATE jobs SET status = 'SUCCESS', finished_at = ?", (now,))
     _insert_pending(store, 25, now)
     claimed = store.jobs.claim("w", [], 25, now, start=True)
-    finishes = [
-        Move(job.id, job.attempt, R, S, "finish", "w", changes={"finished_at": now}, worker="w")
-        for job in claimed
-    ]
-    with store.database.transaction() as transaction:
-        assert isinstance(transaction, PostgresTransaction)
-        sql, params = transaction.set_statement(
-            "jobs", changes_of(finishes, now), "job_events", EVENT_FIELDS
-        )
-        finish = _rows_of_jobs_read(transaction, sql, params)
+    finish = _rows_read_finishing(store, claimed, now)
     engine.close()
 
     assert len(claimed) == 25
