@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -144,15 +145,22 @@ class Demo:
 
 
 def main(folder: Path = FOLDER, port: int = DEFAULT_PORT, run_for: float | None = None) -> int:
-    """Run the demo until Ctrl-C (or for `run_for` seconds, for a test)."""
+    """Run the demo until Ctrl-C or SIGTERM (or for `run_for` seconds, for a test). Both
+    signals are handled even where they were ignored (a demo started in a shell's background)."""
+    stopped = threading.Event()
+    previous = {
+        number: signal.signal(number, lambda *_: stopped.set())
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
     demo = Demo(folder, port).start()
     print(demo.announce(), flush=True)
     try:
-        threading.Event().wait(run_for)  # Ctrl-C interrupts the wait
-    except KeyboardInterrupt:
-        print("\nstopping the demo ...", flush=True)
+        if stopped.wait(run_for):
+            print("\nstopping the demo ...", flush=True)
     finally:
         demo.stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     return 0
 
 

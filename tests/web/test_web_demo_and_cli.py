@@ -104,6 +104,12 @@ def test_make_demo_runs_until_ctrl_c(tmp_path: Path) -> None:
     assert (tmp_path / "demo-run" / "demo.db").exists()
 
 
+def test_make_demo_stops_on_sigterm_too(tmp_path: Path) -> None:
+    served = serve(["jobengine.demo"], tmp_path)
+    assert httpx.get(f"{served.url}/healthz", timeout=10).json()["status"] == "ok"
+    assert stop(served, signal.SIGTERM) == 0
+
+
 def test_make_demo_starts_again_after_a_demo_was_killed() -> None:
     """A killed demo leaves its database and its wake-up folder (a socket in it) behind."""
     with tempfile.TemporaryDirectory() as short:  # the wake-up folder fits beside the file
