@@ -87,12 +87,15 @@ def test_sigusr1_writes_every_thread_labelled_with_job_ids_to_the_worker_log(
 
         send_usr1(worker)
 
+        child = f"job {in_process} (spin_in_process) in "  # the last section: the whole dump
         written = wait_for(
-            lambda: "SIGUSR1" in log_file.read_text() and log_file.read_text(), 30, "the dump"
+            lambda: child in (text := log_file.read_text()) and "SIGUSR1" in text and text,
+            30,
+            "the whole dump",
         )
         dump = written[written.index("SIGUSR1") :]
         assert f"job {in_thread} (spin_in_known_function) attempt 1" in dump
-        assert f"job {in_process} (spin_in_process) in process " in dump
+        assert f"{child}process " in dump, dump[dump.index(child) :]
         assert dump.count("in spin_in_known_function") >= 2  # its thread, and its child
         for thread in ("thread MainThread", "thread recorder", "thread ladder", "thread listener"):
             assert thread in dump
