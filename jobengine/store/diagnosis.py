@@ -11,7 +11,7 @@ from typing import Any
 
 from jobengine.model import Job, LogLine, Status
 from jobengine.store.database import Database, Row
-from jobengine.store.jobs import CHANNEL
+from jobengine.store.jobs import CHANNEL, pick_sql
 from jobengine.store.workers import LIVE, WorkerRecord
 
 COMMAND_NOTICE = "command"  # the payload that tells workers to read their commands
@@ -56,11 +56,7 @@ class DiagnosisQueries(_Reader):
     def claim_pages(self, now: float) -> int | None:
         """The pages of the claim index a claim reads to find the next due job (None where
         the backend leaves no dead entries in it)."""
-        pick = (
-            f"SELECT id FROM jobs{self.database.claim_hint} WHERE status = 'PENDING'"
-            " AND run_at <= ? ORDER BY priority DESC, run_at, id LIMIT 1"
-        )
-        return self.database.pages_read((pick, (now,)))
+        return self.database.pages_read((pick_sql(self.database, 0, 0, lock=False), (now, 1)))
 
     def worker(self, worker_id: str) -> WorkerRecord | None:
         """One worker's row, whatever its state."""

@@ -242,15 +242,7 @@ class JobStore:
         the picked status, checked again (SQLite, whose writers take turns), or by the address
         of each row the pick has locked (PostgreSQL), whatever a planner believes of the table.
         """
-        marks = self.database.placeholders
-        queue_clause = f" AND queue IN ({marks(queue_count)})" if queue_count else ""
-        type_clause = f" AND type IN ({marks(type_count)})" if type_count else ""
-        pick = (
-            f"SELECT {self.database.claim_pick} FROM jobs{self.database.claim_hint}"
-            " WHERE status = 'PENDING'"
-            f" AND run_at <= ?{queue_clause}{type_clause}"
-            f" ORDER BY priority DESC, run_at, id LIMIT ?{self.database.row_lock_skipping}"
-        )
+        pick = pick_sql(self.database, queue_count, type_count)
         status = "'RUNNING'" if start else "'QUEUED'"
         started = ", started_at = ?" if start else ""
         return (
@@ -267,6 +259,19 @@ class JobStore:
                 f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id", params
             )
         return [Job.from_row(row) for row in rows]
+
+
+def pick_sql(database: Database, queue_count: int, type_count: int, lock: bool = True) -> str:
+    """The claim's pick of due PENDING jobs, best first; parameters: now, the queues, the
+    types, limit. Without `lock`, what it reads without taking the rows (for `doctor`)."""
+    marks = database.placeholders
+    queue_clause = f" AND queue IN ({marks(queue_count)})" if queue_count else ""
+    type_clause = f" AND type IN ({marks(type_count)})" if type_count else ""
+    return (
+        f"SELECT {database.claim_pick} FROM jobs{database.claim_hint} WHERE status = 'PENDING'"
+        f" AND run_at <= ?{queue_clause}{type_clause} ORDER BY priority DESC, run_at, id"
+        f" LIMIT ?{database.row_lock_skipping if lock else ''}"
+    )
 
 
 def apply_move(transaction: Transaction, move: Move, now: float) -> bool:
