@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from jobengine.context import StopKind
 from jobengine.errors import DatabaseUnavailable
@@ -18,6 +18,7 @@ from jobengine.model import Job, Move, Status
 from jobengine.retry import Backoff, may_retry, retry_changes
 from jobengine.runner import Outcome
 from jobengine.store import Store
+from jobengine.store.jobs import Claim
 
 log = logging.getLogger("jobengine.worker")
 LOG_INTERVAL = 0.2  # the longest a running job's log line waits to be written
@@ -31,6 +32,15 @@ class Record:
     moves: list[Move]
     on_done: Callable[[Move | None], None] = field(default=lambda move: None)
     started: float | None = None  # time.monotonic() when the attempt began, for its log line
+
+
+class Refill(Protocol):
+    """The worker's side of its cycle: the jobs to claim in the transaction that records the
+    outcomes of `leaving` jobs (None: none), and what was claimed, to launch once recorded."""
+
+    def claim_for(self, leaving: list[int]) -> Claim | None: ...
+
+    def claimed(self, claim: Claim, jobs: list[Job]) -> None: ...
 
 
 def decide(
@@ -117,6 +127,7 @@ class Recorder:
         self.lock = threading.Lock()
         self.flush_lock = threading.Lock()
         self.has_work = threading.Event()
+        self.refill: Refill | None = None  # set while the worker runs: it claims with outcomes
 
     def add(self, record: Record) -> None:
         with self.lock:
@@ -131,26 +142,36 @@ class Recorder:
             self.notes.append((job, status, verb, actor, reason, now))
 
     def flush(self) -> int:
-        """Write logs, notes, then every pending record; raise DatabaseUnavailable and keep
-        them."""
+        """Write logs, notes, then every pending record, with the claim of the jobs that take
+        their place when a refill is set; raise DatabaseUnavailable and keep the records."""
         with self.flush_lock:
             with self.lock:
                 records, self.pending = self.pending, []
                 self.has_work.clear()
+            refill = self.refill if records else None
+            claim = refill.claim_for([record.job.id for record in records]) if refill else None
             try:
                 self.logs.flush()
                 self._write_notes()
-                won = self._write(records)
-            except DatabaseUnavailable:
-                with self.lock:
-                    self.pending = records + self.pending
-                    if self.pending:
-                        self.has_work.set()  # kept records are tried again after the backoff
+                won, claimed = self._write(records, claim)
+            except BaseException as error:
+                if refill and claim:
+                    refill.claimed(claim, [])
+                if isinstance(error, DatabaseUnavailable):
+                    self._keep(records)
                 raise
         log_outcomes(records, won)
         for record, move in zip(records, won, strict=True):
             record.on_done(move)
+        if refill and claim:
+            refill.claimed(claim, claimed)
         return len(records)
+
+    def _keep(self, records: list[Record]) -> None:
+        with self.lock:
+            self.pending = records + self.pending
+            if self.pending:
+                self.has_work.set()  # kept records are tried again after the backoff
 
     def _write_notes(self) -> None:
         with self.lock:
@@ -163,31 +184,39 @@ class Recorder:
                     self.notes = notes[number:] + self.notes
                 raise
 
-    def _write(self, records: list[Record]) -> list[Move | None]:
-        """One transaction for the batch; if the database refuses it, one per record."""
+    def _write(
+        self, records: list[Record], claim: Claim | None
+    ) -> tuple[list[Move | None], list[Job]]:
+        """One transaction for the batch (and the claim); if the database refuses it, one per
+        record, claiming nothing."""
         if not records:
-            return []
+            return [], []
         try:
-            return self._write_batch(records)
+            return self._write_batch(records, claim)
         except DatabaseUnavailable:
             raise
         except Exception:
             log.exception("recording %s outcomes failed; recording them one by one", len(records))
-            return [self._write_alone(record) for record in records]
+            return [self._write_alone(record) for record in records], []
 
     def _write_alone(self, record: Record) -> Move | None:
         try:
-            return self._write_batch([record])[0]
+            return self._write_batch([record])[0][0]
         except DatabaseUnavailable:
             raise
         except Exception as error:
             log.exception("job %s: its outcome was refused; recording FAILURE", record.job.id)
             now = self.clock()
             fallback = [unstorable(move, error, now) for move in record.moves]
-            return self._write_batch([Record(record.job, fallback)])[0]
+            return self._write_batch([Record(record.job, fallback)])[0][0]
 
-    def _write_batch(self, records: list[Record]) -> list[Move | None]:
-        return self.store.jobs.move_first([record.moves for record in records], self.clock())
+    def _write_batch(
+        self, records: list[Record], claim: Claim | None = None
+    ) -> tuple[list[Move | None], list[Job]]:
+        choices, now = [record.moves for record in records], self.clock()
+        if claim is None:
+            return self.store.jobs.move_first(choices, now), []
+        return self.store.jobs.record_then_claim(choices, now, claim)
 
     def run(self, done: threading.Event) -> None:
         """Flush as outcomes arrive until `done`; a database outage only delays them."""

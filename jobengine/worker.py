@@ -27,7 +27,7 @@ from jobengine.retry import Backoff
 from jobengine.runner import Outcome, run_job
 from jobengine.settings import Settings as Settings
 from jobengine.shutdown import shut_down
-from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL, start_move
+from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL, Claim, start_move
 
 log = logging.getLogger("jobengine.worker")
 STOP_CHECK_INTERVAL = 0.1  # how often a worker with running jobs climbs the cancel ladder
@@ -58,6 +58,7 @@ class Worker:
         )
         self.running: dict[int, Running] = {}
         self.lock = threading.Lock()
+        self.claiming = threading.Lock()  # one claim at a time: the loop's or the recorder's
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.stop_waiting = threading.Event()  # a second stop: do not wait for running jobs
@@ -92,10 +93,38 @@ class Worker:
             return []
         now, queues = self.clock.now(), self.settings.queues
         started = self.store.jobs.claim(self.id, queues, free, now, types, start=True)
-        self.backlog = len(started) >= free
+        self._note_claimed(started, free)
+        return started
+
+    def claim_for(self, leaving: list[int]) -> Claim | None:
+        """The recorder's claim, made in the transaction that records the `leaving` jobs: the
+        capacity free once they have left, when worth a claim. Holds the claiming lock until
+        `claimed`, so that the loop does not claim the same capacity."""
+        types = self.engine.registry.names()
+        if self.stopping.is_set() or self.draining or self.fenced or not types:
+            return None
+        self.claiming.acquire()
+        with self.lock:
+            free = self.settings.concurrency - len(self.running)
+            free += sum(1 for job_id in leaving if job_id in self.running)
+        if free < (self.batch if self.backlog else 1):
+            self.claiming.release()
+            return None
+        return Claim(self.id, self.settings.queues, free, types)
+
+    def claimed(self, claim: Claim, jobs: list[Job]) -> None:
+        """Launch what the recorder claimed (its records have left `running`)."""
+        try:
+            self._note_claimed(jobs, claim.limit)
+            for job in jobs:
+                self.launch(job)
+        finally:
+            self.claiming.release()
+
+    def _note_claimed(self, started: list[Job], asked: int) -> None:
+        self.backlog = len(started) >= asked
         rows = [(job.id, job.type, job.attempt) for job in started]  # one line a move
         log_lines(log, rows, "claim job %s (%s) attempt %s", "start job %s (%s) attempt %s")
-        return started
 
     def start(self, jobs: list[Job]) -> list[Job]:
         """Move claimed jobs to RUNNING in one transaction."""
@@ -154,7 +183,8 @@ class Worker:
         with self.lock:
             self.running.pop(job.id, None)
         running.ended.set()
-        self.wake.set()  # capacity is free: claim again now, not at the next poll
+        if self.recorder.refill is None or self.draining:
+            self.wake.set()  # capacity is free: claim now (a running worker's recorder does)
 
     def check_stops(self) -> None:
         """Read cancel requests when told of one (a notification) or when the cancel poll is
@@ -232,6 +262,7 @@ class Worker:
     def run(self) -> str:
         """Work until stop(), then drain; returns 'stopped' or 'restart' (asked to restart)."""
         self.register()
+        self.recorder.refill = self  # the jobs recorded make room: it claims their successors
         joblog.install()
         restore_signal = stacks.install_dump_signal(
             lambda: stacks.dump_to_log(self.id, self.active, self.executors)
@@ -274,8 +305,7 @@ class Worker:
                 due = time.monotonic() >= next_claim
                 if due or (woken and self.free_capacity() >= (self.batch if self.backlog else 1)):
                     next_claim = time.monotonic() + self.settings.poll_interval
-                    for job in self.claim():
-                        self.launch(job)
+                    self._claim_and_launch()
                 backoff.reset()
                 pause = STOP_CHECK_INTERVAL if self.running else self.settings.poll_interval
                 woken = self.wake.wait(min(pause, max(0.0, next_claim - time.monotonic())))
@@ -289,11 +319,21 @@ class Worker:
                     log.exception("unexpected error in the worker loop; carrying on")
                 self.stopping.wait(delay)
 
+    def _claim_and_launch(self) -> None:
+        if not self.claiming.acquire(blocking=False):
+            return  # the recorder is claiming: it takes all the free capacity
+        try:
+            for job in self.claim():
+                self.launch(job)
+        finally:
+            self.claiming.release()
+
     def heartbeat_reap_and_tick(self) -> None:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
-        with self.lock:
-            held = set(self.running)
-        beaten, request = self.heartbeat.beat(self.draining, held)
+        with self.claiming:  # no claim between the jobs held and the database's view of them
+            with self.lock:
+                held = set(self.running)
+            beaten, request = self.heartbeat.beat(self.draining, held)
         if beaten:
             self._stop_jobs_given_to_others()
         if request:

@@ -75,3 +75,31 @@ def reload(store: Store, job_id: int) -> Job:
     job = store.jobs.get(job_id)
     assert job is not None
     return job
+
+
+REFUSE_STARTS = {  # a trigger that makes every update to RUNNING fail
+    "sqlite": [
+        "CREATE TRIGGER refuse_starts BEFORE UPDATE ON jobs"
+        " WHEN NEW.status = 'RUNNING'"
+        " BEGIN SELECT RAISE(ABORT, 'start refused by the test'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_start() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN RAISE EXCEPTION 'start refused by the test'; END $$",
+        "CREATE TRIGGER refuse_starts BEFORE UPDATE ON jobs FOR EACH ROW"
+        " WHEN (NEW.status = 'RUNNING')"
+        " EXECUTE FUNCTION refuse_start()",
+    ],
+}
+ALLOW_STARTS = {
+    "sqlite": ["DROP TRIGGER refuse_starts"],
+    "postgresql": ["DROP TRIGGER refuse_starts ON jobs"],
+}
+
+
+def execute(store: Store, statements: dict[str, list[str]]) -> None:
+    """The statements of this store's dialect (REFUSE_STARTS, ALLOW_STARTS), in one transaction:
+    a start the database itself turns down, as a constraint or another tool's trigger would."""
+    with store.database.transaction() as transaction:
+        for statement in statements[store.database.dialect]:
+            transaction.execute(statement)

@@ -7,12 +7,26 @@ from typing import Any
 
 import psycopg
 import pytest
-from job_steps import WORKER, C, P, Q, R, S, T, count_rows, insert_job, job_in, reload
+from job_steps import (
+    REFUSE_STARTS,
+    WORKER,
+    C,
+    P,
+    Q,
+    R,
+    S,
+    T,
+    count_rows,
+    execute,
+    insert_job,
+    job_in,
+    reload,
+)
 
 from jobengine import Engine, Job, ManualClock, Status
 from jobengine.store import Move, Store
 from jobengine.store.database import Transaction
-from jobengine.store.jobs import EVENT_FIELDS, changes_of
+from jobengine.store.jobs import EVENT_FIELDS, Claim, changes_of
 from jobengine.store.postgres import PostgresTransaction
 
 # -- claiming ------------------------------------------------------------------------------------
@@ -206,6 +220,54 @@ def test_the_claim_reads_the_claim_index(engine: Engine, clock: ManualClock) -> 
         assert "jobs_claim" in text, text
         assert "TEMP B-TREE" not in text and "Sort" not in text, text
     assert len(store.jobs.claim("w", ["default"], 10_000, now)) == 1000
+
+
+def _finishes(jobs: Sequence[Job]) -> list[list[Move]]:
+    return [[Move(job.id, job.attempt, R, S, "finish", WORKER, worker=WORKER)] for job in jobs]
+
+
+def test_outcomes_and_the_claim_of_their_successors_commit_together(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """A worker's cycle: its outcomes recorded and the jobs that take their place claimed and
+    started, in one transaction (one turn of SQLite's write lock), every move with its event."""
+    store = engine.store
+    finished = [job_in(store, clock, R) for _ in range(2)]
+    waiting = [insert_job(store, clock.now()) for _ in range(3)]
+    clock.advance(1)
+    won, claimed = store.jobs.record_then_claim(
+        _finishes(finished), clock.now(), Claim(WORKER, (), 2, ("add",))
+    )
+    assert [move.target if move else None for move in won] == [S, S]
+    assert [job.id for job in claimed] == waiting[:2]
+    assert [reload(store, job_id).status for job_id in waiting] == [R, R, P]
+    last = [store.jobs.events(job.id)[-1] for job in finished]
+    last += [event for job_id in waiting[:2] for event in store.jobs.events(job_id)[-2:]]
+    verbs = ["finish", "finish", "claim", "start", "claim", "start"]
+    assert [event.verb for event in last] == verbs
+    assert {event.at for event in last} == {clock.now()}
+    assert [event.verb for event in store.jobs.events(waiting[0])] == ["submit", "claim", "start"]
+
+
+def test_a_refused_claim_leaves_the_outcomes_it_came_with_unwritten(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """All or nothing: when the database refuses the claim, the outcomes of the same
+    transaction are not half-written (the recorder then writes them alone)."""
+    store = engine.store
+    finished = job_in(store, clock, R)
+    refused = insert_job(store, clock.now())
+    assert refused is not None
+    execute(store, REFUSE_STARTS)
+    before = count_rows(store)
+    with pytest.raises(Exception, match="start refused by the test"):
+        store.jobs.record_then_claim(
+            _finishes([finished]), clock.now(), Claim(WORKER, (), 1, ("add",))
+        )
+    assert count_rows(store) == before
+    assert (reload(store, finished.id).status, reload(store, refused).status) == (R, P)
+    assert store.jobs.move_first(_finishes([finished]), clock.now())[0] is not None
+    assert reload(store, finished.id).status is S
 
 
 def test_an_error_that_ends_the_transaction_inside_sqlite_is_reported_as_itself(

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from job_steps import ALLOW_STARTS, REFUSE_STARTS, execute
 from waiting import wait_for
 
 import jobengine
@@ -326,32 +327,6 @@ def test_a_freed_slot_is_filled_without_waiting_for_the_next_poll(live_engine: E
     assert starts[-1] - starts[0] < 30, "a job waited for the next poll"
 
 
-REFUSE_STARTS = {  # a trigger that makes every update to RUNNING fail
-    "sqlite": [
-        "CREATE TRIGGER refuse_starts BEFORE UPDATE ON jobs"
-        " WHEN NEW.status = 'RUNNING'"
-        " BEGIN SELECT RAISE(ABORT, 'start refused by the test'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse_start() RETURNS trigger LANGUAGE plpgsql AS"
-        " $$ BEGIN RAISE EXCEPTION 'start refused by the test'; END $$",
-        "CREATE TRIGGER refuse_starts BEFORE UPDATE ON jobs FOR EACH ROW"
-        " WHEN (NEW.status = 'RUNNING')"
-        " EXECUTE FUNCTION refuse_start()",
-    ],
-}
-ALLOW_STARTS = {
-    "sqlite": ["DROP TRIGGER refuse_starts"],
-    "postgresql": ["DROP TRIGGER refuse_starts ON jobs"],
-}
-
-
-def execute(engine: Engine, statements: dict[str, list[str]]) -> None:
-    with engine.store.database.transaction() as transaction:
-        for statement in statements[engine.store.database.dialect]:
-            transaction.execute(statement)
-
-
 def test_a_claim_whose_start_fails_is_undone_with_it_and_never_left_queued(
     live_engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -362,17 +337,75 @@ def test_a_claim_whose_start_fails_is_undone_with_it_and_never_left_queued(
     def quick() -> None:
         return None
 
-    execute(live_engine, REFUSE_STARTS)
+    execute(live_engine.store, REFUSE_STARTS)
     job_id = live_engine.submit("quick")
     with caplog.at_level(logging.WARNING, logger="jobengine.worker"), worker_in_thread(live_engine):
         wait_for(lambda: "start refused by the test" in caplog.text, 20, "a refused start")
         assert live_engine.get(job_id).status is Status.PENDING
         assert [event.verb for event in live_engine.events(job_id)] == ["submit"]
-        execute(live_engine, ALLOW_STARTS)
+        execute(live_engine.store, ALLOW_STARTS)
         wait_for(lambda: live_engine.get(job_id).status.terminal)
     assert live_engine.get(job_id).status is Status.SUCCESS
     verbs = [event.verb for event in live_engine.events(job_id)]
     assert verbs == ["submit", "claim", "start", "finish"]
+
+
+def test_a_running_worker_claims_with_the_outcomes_it_records_within_its_capacity(
+    live_engine: Engine,
+) -> None:
+    """Past the first claim, the jobs that take the place of finished ones are claimed in the
+    transaction that records those (one clock reading for both), never beyond the capacity."""
+    running, most, guard = [0], [0], threading.Lock()
+
+    @live_engine.job
+    def counted() -> None:
+        with guard:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.002)
+        with guard:
+            running[0] -= 1
+
+    ids = live_engine.submit_many("counted", [{}] * 30)
+    with worker_in_thread(live_engine, concurrency=3, poll_interval=60):
+        wait_for(lambda: all(live_engine.get(job_id).status.terminal for job_id in ids), 30)
+    events = [event for job_id in ids for event in live_engine.events(job_id)]
+    finished_at = {event.at for event in events if event.verb == "finish"}
+    claims = [event for event in events if event.verb == "claim"]
+    with_outcomes = [event for event in claims if event.at in finished_at]
+    assert {live_engine.get(job_id).status for job_id in ids} == {Status.SUCCESS}
+    assert most[0] <= 3
+    assert len(with_outcomes) >= len(claims) // 2, "claims did not ride with the outcomes"
+
+
+def test_outcomes_are_recorded_when_the_claim_that_comes_with_them_is_refused(
+    live_engine: Engine,
+) -> None:
+    """The database refuses the claim that goes with an outcome: the outcome is written
+    alone, the refused job stays PENDING, and it runs once the database allows it."""
+    release = threading.Event()
+
+    @live_engine.job
+    def held() -> None:
+        release.wait(20)
+
+    @live_engine.job
+    def after() -> None:
+        return None
+
+    first = live_engine.submit("held")
+    with worker_in_thread(live_engine, concurrency=1, poll_interval=60):
+        wait_for(lambda: live_engine.get(first).status is Status.RUNNING)
+        execute(live_engine.store, REFUSE_STARTS)
+        second = live_engine.submit("after")
+        release.set()
+        wait_for(lambda: live_engine.get(first).status.terminal, 20)
+        assert live_engine.get(first).status is Status.SUCCESS
+        assert [event.verb for event in live_engine.events(second)] == ["submit"]
+        execute(live_engine.store, ALLOW_STARTS)
+        live_engine.submit("after")  # a wake-up; the poll would claim it within a minute
+        wait_for(lambda: live_engine.get(second).status.terminal, 20)
+    assert live_engine.get(second).status is Status.SUCCESS
 
 
 # -- the public surface ---------------------------------------------------------------------------

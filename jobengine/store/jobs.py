@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from jobengine.errors import JobNotFound, MoveConflict
@@ -32,7 +33,17 @@ INSERT_SQL = f"{INSERT_HEAD} VALUES {INSERT_ROW}"
 JOB_FIELDS = (*NEW_JOB_COLUMNS, "status", "created_at", "attempt")
 ARGUMENTS_BROKEN = "arguments are not valid JSON"
 
-__all__ = ["CANCEL_NOTICE", "CHANNEL", "JobStore", "Move", "NewJob"]
+__all__ = ["CANCEL_NOTICE", "CHANNEL", "Claim", "JobStore", "Move", "NewJob"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's request for due jobs: up to `limit`, of `types` in `queues` (any if none)."""
+
+    worker: str
+    queues: Sequence[str]
+    limit: int
+    types: Sequence[str] = ()
 
 
 class JobStore:
@@ -147,16 +158,8 @@ class JobStore:
         one of them wins unless the job was taken from its worker (None). The jobs are
         independent: each statement may commit alone (a job's move and event row together).
         """
-        won: list[Move | None] = [None] * len(choices)
-        waiting = list(range(len(choices)))
         with self.database.transaction(atomic=False) as transaction:
-            for turn in range(max((len(moves) for moves in choices), default=0)):
-                tries = [(i, choices[i][turn]) for i in waiting if turn < len(choices[i])]
-                results = apply_moves(transaction, [move for _, move in tries], now)
-                for (index, move), ok in zip(tries, results, strict=True):
-                    won[index] = move if ok else None
-                waiting = [index for (index, _), ok in zip(tries, results, strict=True) if not ok]
-        return won
+            return _move_first(transaction, choices, now)
 
     def note(
         self, job: Job, status: Status, verb: str, actor: str, reason: str, now: float
@@ -216,20 +219,32 @@ class JobStore:
         if limit <= 0:
             return []
         with self.database.transaction(atomic=False) as transaction:
-            setting = self.database.claim_setting
-            claim = (
-                self.claim_sql(len(queues), len(types), start),
-                (now, *queues, *types, limit, worker, now, now, *([now] if start else [])),
-            )
-            noted = (CLAIM_EVENTS if start else CLAIM_EVENT, (now, worker))
-            before = [(setting, ())] if setting else []
-            rows = transaction.update_then_note("jobs", claim, noted, before)
-            jobs, broken = _decode(rows)
-            if broken:
-                unreadable = [_unreadable(row, worker, now) for row in broken]
-                if not start:  # still QUEUED: start it, to fail it
-                    apply_moves(transaction, [begin for begin, _ in unreadable], now)
-                apply_moves(transaction, [fail for _, fail in unreadable], now)
+            return self._claim(transaction, Claim(worker, queues, limit, types), now, start)
+
+    def record_then_claim(
+        self, choices: Sequence[Sequence[Move]], now: float, claim: Claim
+    ) -> tuple[list[Move | None], list[Job]]:
+        """`move_first`, then `claim` with start, in one transaction: a worker's outcomes and
+        the jobs that take their place cost one turn of SQLite's write lock, not two."""
+        with self.database.transaction() as transaction:
+            won = _move_first(transaction, choices, now)
+            return won, self._claim(transaction, claim, now, start=True)
+
+    def _claim(self, transaction: Transaction, claim: Claim, now: float, start: bool) -> list[Job]:
+        setting, worker = self.database.claim_setting, claim.worker
+        statement = (
+            self.claim_sql(len(claim.queues), len(claim.types), start),
+            (now, *claim.queues, *claim.types, claim.limit, worker, now, now)
+            + ((now,) if start else ()),
+        )
+        noted = (CLAIM_EVENTS if start else CLAIM_EVENT, (now, worker))
+        before = [(setting, ())] if setting else []
+        jobs, broken = _decode(transaction.update_then_note("jobs", statement, noted, before))
+        if broken:
+            unreadable = [_unreadable(row, worker, now) for row in broken]
+            if not start:  # still QUEUED: start it, to fail it
+                apply_moves(transaction, [begin for begin, _ in unreadable], now)
+            apply_moves(transaction, [fail for _, fail in unreadable], now)
         return sorted(jobs, key=lambda job: (-job.priority, job.run_at, job.id))
 
     def claim_sql(self, queue_count: int, type_count: int = 0, start: bool = False) -> str:
@@ -272,6 +287,20 @@ def pick_sql(database: Database, queue_count: int, type_count: int, lock: bool =
         f" AND run_at <= ?{queue_clause}{type_clause} ORDER BY priority DESC, run_at, id"
         f" LIMIT ?{database.row_lock_skipping if lock else ''}"
     )
+
+
+def _move_first(
+    transaction: Transaction, choices: Sequence[Sequence[Move]], now: float
+) -> list[Move | None]:
+    won: list[Move | None] = [None] * len(choices)
+    waiting = list(range(len(choices)))
+    for turn in range(max((len(moves) for moves in choices), default=0)):
+        tries = [(i, choices[i][turn]) for i in waiting if turn < len(choices[i])]
+        results = apply_moves(transaction, [move for _, move in tries], now)
+        for (index, move), ok in zip(tries, results, strict=True):
+            won[index] = move if ok else None
+        waiting = [index for (index, _), ok in zip(tries, results, strict=True) if not ok]
+    return won
 
 
 def apply_move(transaction: Transaction, move: Move, now: float) -> bool:
