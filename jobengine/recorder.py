@@ -160,11 +160,13 @@ class Recorder:
                 if isinstance(error, DatabaseUnavailable):
                     self._keep(records)
                 raise
-        log_outcomes(records, won)
-        for record, move in zip(records, won, strict=True):
-            record.on_done(move)
-        if refill and claim:
-            refill.claimed(claim, claimed)
+        try:
+            log_outcomes(records, won)
+            for record, move in zip(records, won, strict=True):
+                record.on_done(move)
+        finally:  # the claimed jobs run (and the claiming lock is let go) whatever happened
+            if refill and claim:
+                refill.claimed(claim, claimed)
         return len(records)
 
     def _keep(self, records: list[Record]) -> None:

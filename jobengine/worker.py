@@ -27,7 +27,8 @@ from jobengine.retry import Backoff
 from jobengine.runner import Outcome, run_job
 from jobengine.settings import Settings as Settings
 from jobengine.shutdown import shut_down
-from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL, Claim, start_move
+from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL, Claim
+from jobengine.store.moves import start_move
 
 log = logging.getLogger("jobengine.worker")
 STOP_CHECK_INTERVAL = 0.1  # how often a worker with running jobs climbs the cancel ladder

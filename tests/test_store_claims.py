@@ -26,7 +26,8 @@ from job_steps import (
 from jobengine import Engine, Job, ManualClock, Status
 from jobengine.store import Move, Store
 from jobengine.store.database import Transaction
-from jobengine.store.jobs import EVENT_FIELDS, Claim, changes_of
+from jobengine.store.jobs import Claim
+from jobengine.store.moves import EVENT_FIELDS, changes_of
 from jobengine.store.postgres import PostgresTransaction
 
 # -- claiming ------------------------------------------------------------------------------------
@@ -247,6 +248,26 @@ def test_outcomes_and_the_claim_of_their_successors_commit_together(
     assert [event.verb for event in last] == verbs
     assert {event.at for event in last} == {clock.now()}
     assert [event.verb for event in store.jobs.events(waiting[0])] == ["submit", "claim", "start"]
+
+
+def test_an_outcome_whose_first_move_loses_takes_its_next_with_the_claim(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """A job canceled while it ran is recorded by its second choice (from TO_CANCEL), in the
+    same call that records the others and claims."""
+    store = engine.store
+    running, canceling = job_in(store, clock, R), job_in(store, clock, T)
+    waiting = insert_job(store, clock.now())
+    choices = [
+        [Move(job.id, job.attempt, source, S, "finish", WORKER, worker=WORKER) for source in (R, T)]
+        for job in (running, canceling)
+    ]
+    won, claimed = store.jobs.record_then_claim(
+        choices, clock.now(), Claim(WORKER, (), 1, ("add",))
+    )
+    assert [move.source if move else None for move in won] == [R, T]
+    assert [job.id for job in claimed] == [waiting]
+    assert (reload(store, running.id).status, reload(store, canceling.id).status) == (S, S)
 
 
 def test_a_refused_claim_leaves_the_outcomes_it_came_with_unwritten(

@@ -36,6 +36,17 @@ class Change:
         return tuple(self.assign), tuple(self.guard)
 
 
+def alike_groups(changes: Sequence[Change]) -> list[list[int]]:
+    """The positions of the changes that can go in one statement: those of one shape, or each
+    alone when a batch changes a row twice."""
+    if len({change.guard["id"] for change in changes}) < len(changes):
+        return [[index] for index in range(len(changes))]
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
+    for index, change in enumerate(changes):
+        groups.setdefault(change.shape, []).append(index)
+    return list(groups.values())
+
+
 class Transaction(abc.ABC):
     """One open transaction; SQL uses `?` placeholders on every backend."""
 
@@ -75,19 +86,26 @@ class Transaction(abc.ABC):
         True for each change that won. The changes of one shape go together (`update_alike`);
         a batch that changes a row twice goes one change at a time.
         """
-        if len({change.guard["id"] for change in changes}) < len(changes):
-            return [
-                self.update_alike(table, [change], insert, columns) == [0] for change in changes
-            ]
-        groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[int]] = {}
-        for index, change in enumerate(changes):
-            groups.setdefault(change.shape, []).append(index)
         won = [False] * len(changes)
-        for indexes in groups.values():
+        for indexes in alike_groups(changes):
             alike = [changes[index] for index in indexes]
             for position in self.update_alike(table, alike, insert, columns):
                 won[indexes[position]] = True
         return won
+
+    def update_then_claim(
+        self,
+        changes: Sequence[Change],
+        insert: str,
+        columns: Sequence[str],
+        claim: Statement,
+        note: Statement,
+        before: Sequence[Statement] = (),
+    ) -> tuple[list[bool], list[Row]]:
+        """`update_then_insert` of jobs, then `update_then_note` (a claim: `before`, `claim`,
+        `note`), atomic together; PostgreSQL sends them in one round trip."""
+        won = self.update_then_insert("jobs", changes, insert, columns)
+        return won, self.update_then_note("jobs", claim, note, before)
 
     def update_alike(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]

@@ -9,14 +9,19 @@ from typing import Any
 
 from jobengine.errors import JobNotFound, MoveConflict
 from jobengine.model import NEW_JOB_COLUMNS, Event, Job, Move, NewJob, Status
-from jobengine.store.database import Change, Database, Transaction
+from jobengine.store.database import Database, Row, Statement, Transaction
 from jobengine.store.listing import job_filters
+from jobengine.store.moves import (
+    EVENT_FIELDS,
+    EVENT_INSERT,
+    apply_first_moves,
+    apply_move,
+    apply_moves,
+    changes_of,
+)
 
 CHANNEL = "jobengine"
 CANCEL_NOTICE = "cancel"  # the payload that tells workers to look for cancel requests
-EVENT_FIELDS = ("job_id", "at", "verb", "from_status", "to_status", "actor", "reason", "attempt")
-EVENT_COLUMNS = ", ".join(EVENT_FIELDS)
-EVENT_INSERT = f"INSERT INTO job_events ({EVENT_COLUMNS})"
 # The event rows of a claim, written by the claim's own statement from the claimed rows.
 CLAIM_EVENTS, CLAIM_EVENT = (
     f"{EVENT_INSERT} SELECT moved.id, ?, moves.column2, moves.column3, moves.column4, ?, NULL,"
@@ -159,7 +164,7 @@ class JobStore:
         independent: each statement may commit alone (a job's move and event row together).
         """
         with self.database.transaction(atomic=False) as transaction:
-            return _move_first(transaction, choices, now)
+            return apply_first_moves(transaction, choices, now)
 
     def note(
         self, job: Job, status: Status, verb: str, actor: str, reason: str, now: float
@@ -218,19 +223,34 @@ class JobStore:
         """
         if limit <= 0:
             return []
+        statements = self._claim_sql(Claim(worker, queues, limit, types), now, start)
         with self.database.transaction(atomic=False) as transaction:
-            return self._claim(transaction, Claim(worker, queues, limit, types), now, start)
+            rows = transaction.update_then_note("jobs", *statements)
+            return self._started(transaction, rows, worker, now, start)
 
     def record_then_claim(
         self, choices: Sequence[Sequence[Move]], now: float, claim: Claim
     ) -> tuple[list[Move | None], list[Job]]:
-        """`move_first`, then `claim` with start, in one transaction: a worker's outcomes and
-        the jobs that take their place cost one turn of SQLite's write lock, not two."""
-        with self.database.transaction() as transaction:
-            won = _move_first(transaction, choices, now)
-            return won, self._claim(transaction, claim, now, start=True)
+        """`move_first`, then `claim` with start: each job's first move and the claim commit
+        together (one turn of SQLite's write lock, one round trip on PostgreSQL); the moves
+        that lost try their next choice after, as in `move_first`."""
+        first = [moves[0] for moves in choices]
+        with self.database.transaction(atomic=False) as transaction:
+            won, rows = transaction.update_then_claim(
+                changes_of(first, now), "job_events", EVENT_FIELDS, *self._claim_sql(claim, now)
+            )
+            jobs = self._started(transaction, rows, claim.worker, now, start=True)
+            lost = [index for index, ok in enumerate(won) if not ok]
+            later = apply_first_moves(transaction, [choices[index][1:] for index in lost], now)
+        moves: list[Move | None] = list(first)
+        for index, move in zip(lost, later, strict=True):
+            moves[index] = move
+        return moves, jobs
 
-    def _claim(self, transaction: Transaction, claim: Claim, now: float, start: bool) -> list[Job]:
+    def _claim_sql(
+        self, claim: Claim, now: float, start: bool = True
+    ) -> tuple[Statement, Statement, list[Statement]]:
+        """The claim's statement, its event rows' statement, and the settings before them."""
         setting, worker = self.database.claim_setting, claim.worker
         statement = (
             self.claim_sql(len(claim.queues), len(claim.types), start),
@@ -238,8 +258,13 @@ class JobStore:
             + ((now,) if start else ()),
         )
         noted = (CLAIM_EVENTS if start else CLAIM_EVENT, (now, worker))
-        before = [(setting, ())] if setting else []
-        jobs, broken = _decode(transaction.update_then_note("jobs", statement, noted, before))
+        return statement, noted, [(setting, ())] if setting else []
+
+    def _started(
+        self, transaction: Transaction, rows: list[Row], worker: str, now: float, start: bool
+    ) -> list[Job]:
+        """The claimed rows as jobs, best first; a row that cannot be read is failed."""
+        jobs, broken = _decode(rows)
         if broken:
             unreadable = [_unreadable(row, worker, now) for row in broken]
             if not start:  # still QUEUED: start it, to fail it
@@ -289,61 +314,8 @@ def pick_sql(database: Database, queue_count: int, type_count: int, lock: bool =
     )
 
 
-def _move_first(
-    transaction: Transaction, choices: Sequence[Sequence[Move]], now: float
-) -> list[Move | None]:
-    won: list[Move | None] = [None] * len(choices)
-    waiting = list(range(len(choices)))
-    for turn in range(max((len(moves) for moves in choices), default=0)):
-        tries = [(i, choices[i][turn]) for i in waiting if turn < len(choices[i])]
-        results = apply_moves(transaction, [move for _, move in tries], now)
-        for (index, move), ok in zip(tries, results, strict=True):
-            won[index] = move if ok else None
-        waiting = [index for (index, _), ok in zip(tries, results, strict=True) if not ok]
-    return won
-
-
-def apply_move(transaction: Transaction, move: Move, now: float) -> bool:
-    """The guarded UPDATE plus its event row; False (and nothing written) if the guard failed."""
-    return apply_moves(transaction, [move], now)[0]
-
-
-def start_move(job: Job, worker: str, now: float) -> Move:
-    """QUEUED -> RUNNING on `worker`."""
-    return Move(
-        job.id,
-        job.attempt,
-        Status.QUEUED,
-        Status.RUNNING,
-        "start",
-        worker,
-        changes={"started_at": now},
-        worker=worker,
-    )
-
-
 astuple_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*NEW_JOB_COLUMNS)
 """A new job's values in the order of its columns."""
-
-
-def apply_moves(transaction: Transaction, moves: Sequence[Move], now: float) -> list[bool]:
-    """Each move's guarded UPDATE and, only if it won, its event row; True for each that won."""
-    return transaction.update_then_insert(
-        "jobs", changes_of(moves, now), "job_events", EVENT_FIELDS
-    )
-
-
-def changes_of(moves: Sequence[Move], now: float) -> list[Change]:
-    """The guarded row changes that make `moves`, each with its event row's values."""
-    return [
-        Change(
-            {"status": m.target.value, **m.changes},
-            {"id": m.job_id, "status": m.source.value, "attempt": m.attempt}
-            | ({"worker": m.worker} if m.worker is not None else {}),
-            (now, m.verb, m.source.value, m.target.value, m.actor, m.reason, m.attempt),
-        )
-        for m in moves
-    ]
 
 
 def _decode(rows: list[dict[str, Any]]) -> tuple[list[Job], list[dict[str, Any]]]:

@@ -12,7 +12,15 @@ from typing import Any
 from jobengine.errors import ConfigurationError, DatabaseUnavailable
 from jobengine.interrupts import shielded
 from jobengine.redaction import scrub
-from jobengine.store.database import Change, Database, Row, Statement, Transaction, describe
+from jobengine.store.database import (
+    Change,
+    Database,
+    Row,
+    Statement,
+    Transaction,
+    alike_groups,
+    describe,
+)
 
 try:
     import psycopg
@@ -100,6 +108,34 @@ class PostgresTransaction(Transaction):
         if before and self.connection.autocommit:  # a setting needs a block: one of its own
             return self.execute_batch([("BEGIN", ()), *statements, ("COMMIT", ())])[-2]
         return self.execute_batch(statements)[-1]
+
+    def update_then_claim(
+        self,
+        changes: Sequence[Change],
+        insert: str,
+        columns: Sequence[str],
+        claim: Statement,
+        note: Statement,
+        before: Sequence[Statement] = (),
+    ) -> tuple[list[bool], list[Row]]:
+        """One round trip: a statement per group of alike changes, the settings and the claim,
+        in a block of their own when the connection is in autocommit."""
+        groups = alike_groups(changes)
+        statements = [
+            self.set_statement("jobs", [changes[i] for i in group], insert, columns)
+            for group in groups
+        ]
+        claimed = f"WITH moved AS ({claim[0]}), noted AS ({note[0]}) SELECT * FROM moved"
+        statements += [*before, (claimed, [*claim[1], *note[1]])]
+        if self.connection.autocommit:
+            results = self.execute_batch([("BEGIN", ()), *statements, ("COMMIT", ())])[1:-1]
+        else:
+            results = self.execute_batch(statements)
+        won = [False] * len(changes)
+        for group, rows in zip(groups, results, strict=False):
+            for row in rows:
+                won[group[int(row["n"]) - 1]] = True
+        return won, results[-1]
 
     def update_alike(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]

@@ -9,7 +9,7 @@ from typing import Any
 
 from jobengine.model import Move
 from jobengine.store.database import Database, Transaction
-from jobengine.store.jobs import apply_moves
+from jobengine.store.moves import apply_moves
 
 RUNNING, DRAINING, STOPPED, DEAD = "running", "draining", "stopped", "dead"
 LIVE = (RUNNING, DRAINING)
