@@ -88,9 +88,8 @@ class Worker:
     def claim(self) -> list[Job]:
         """Claim up to the free capacity and start what was claimed, in one statement (two
         guarded moves per job); return the started jobs."""
-        free = self.free_capacity()
-        types = self.engine.registry.names()  # only jobs it can run: others wait for a worker
-        if free <= 0 or not types or self.draining or self.fenced:
+        free, types = self.free_capacity(), self._claimable_types()
+        if free <= 0 or not types:
             return []
         now, queues = self.clock.now(), self.settings.queues
         started = self.store.jobs.claim(self.id, queues, free, now, types, start=True)
@@ -101,8 +100,8 @@ class Worker:
         """The recorder's claim, made in the transaction that records the `leaving` jobs: the
         capacity free once they have left, when worth a claim. Holds the claiming lock until
         `claimed`, so that the loop does not claim the same capacity."""
-        types = self.engine.registry.names()
-        if self.stopping.is_set() or self.draining or self.fenced or not types:
+        types = self._claimable_types()
+        if self.stopping.is_set() or not types:
             return None
         self.claiming.acquire()
         with self.lock:
@@ -121,6 +120,11 @@ class Worker:
                 self.launch(job)
         finally:
             self.claiming.release()
+
+    def _claimable_types(self) -> list[str]:
+        """The types it may claim now: those it can run (others wait for a worker), none
+        while it drains or is fenced."""
+        return [] if self.draining or self.fenced else self.engine.registry.names()
 
     def _note_claimed(self, started: list[Job], asked: int) -> None:
         self.backlog = len(started) >= asked

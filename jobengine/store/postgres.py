@@ -103,11 +103,16 @@ class PostgresTransaction(Transaction):
     def update_then_note(
         self, table: str, update: Statement, note: Statement, before: Sequence[Statement] = ()
     ) -> list[Row]:
-        sql = f"WITH moved AS ({update[0]}), noted AS ({note[0]}) SELECT * FROM moved"
-        statements = [*before, (sql, [*update[1], *note[1]])]
-        if before and self.connection.autocommit:  # a setting needs a block: one of its own
-            return self.execute_batch([("BEGIN", ()), *statements, ("COMMIT", ())])[-2]
-        return self.execute_batch(statements)[-1]
+        statements = [*before, moved_then_noted(update, note)]
+        run = self.block if before else self.execute_batch  # a setting needs a block
+        return run(statements)[-1]
+
+    def block(self, statements: Sequence[Statement]) -> list[list[Row]]:
+        """`statements` atomic together in one round trip: in a block of their own (BEGIN ...
+        COMMIT in the same pipeline) when the connection is in autocommit."""
+        if not self.connection.autocommit:
+            return self.execute_batch(statements)
+        return self.execute_batch([("BEGIN", ()), *statements, ("COMMIT", ())])[1:-1]
 
     def update_then_claim(
         self,
@@ -118,19 +123,13 @@ class PostgresTransaction(Transaction):
         note: Statement,
         before: Sequence[Statement] = (),
     ) -> tuple[list[bool], list[Row]]:
-        """One round trip: a statement per group of alike changes, the settings and the claim,
-        in a block of their own when the connection is in autocommit."""
+        """One round trip: a statement per group of alike changes, the settings and the claim."""
         groups = alike_groups(changes)
         statements = [
             self.set_statement("jobs", [changes[i] for i in group], insert, columns)
             for group in groups
         ]
-        claimed = f"WITH moved AS ({claim[0]}), noted AS ({note[0]}) SELECT * FROM moved"
-        statements += [*before, (claimed, [*claim[1], *note[1]])]
-        if self.connection.autocommit:
-            results = self.execute_batch([("BEGIN", ()), *statements, ("COMMIT", ())])[1:-1]
-        else:
-            results = self.execute_batch(statements)
+        results = self.block([*statements, *before, moved_then_noted(claim, note)])
         won = [False] * len(changes)
         for group, rows in zip(groups, results, strict=False):
             for row in rows:
@@ -213,6 +212,12 @@ def autocommit(connection: Any) -> Iterator[None]:
 def block(connection: Any, atomic: bool) -> contextlib.AbstractContextManager[Any]:
     """BEGIN ... COMMIT around what the block runs, or (not `atomic`) autocommit."""
     return connection.transaction() if atomic else autocommit(connection)
+
+
+def moved_then_noted(update: Statement, note: Statement) -> Statement:
+    """One statement: `update` (... RETURNING *), then `note` reading its rows as `moved`."""
+    sql = f"WITH moved AS ({update[0]}), noted AS ({note[0]}) SELECT * FROM moved"
+    return sql, [*update[1], *note[1]]
 
 
 def array_text(values: Sequence[Any]) -> str:
