@@ -59,7 +59,7 @@ class Worker:
         )
         self.running: dict[int, Running] = {}
         self.lock = threading.Lock()
-        self.claiming = threading.Lock()  # one claim at a time: the loop's or the recorder's
+        self.claiming = threading.Lock()  # one claim at a time: the loop's, recorder's, listener's
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.stop_waiting = threading.Event()  # a second stop: do not wait for running jobs
@@ -85,6 +85,11 @@ class Worker:
         with self.lock:
             return self.settings.concurrency - len(self.running)
 
+    def least_claim(self) -> int:
+        """The free capacity worth a claim when woken early: half of it while jobs wait (the
+        last claim got all it asked for), any otherwise (decision 0008)."""
+        return self.batch if self.backlog else 1
+
     def claim(self) -> list[Job]:
         """Claim up to the free capacity and start what was claimed, in one statement (two
         guarded moves per job); return the started jobs."""
@@ -107,7 +112,7 @@ class Worker:
         with self.lock:
             free = self.settings.concurrency - len(self.running)
             free += sum(1 for job_id in leaving if job_id in self.running)
-        if free < (self.batch if self.backlog else 1):
+        if free < self.least_claim():
             self.claiming.release()
             return None
         return Claim(self.id, self.settings.queues, free, types)
@@ -232,7 +237,20 @@ class Worker:
             self.cancel_notice.set()
         if payload in (stacks.COMMAND_NOTICE, ""):
             self.commands.notice.set()
-        self.wake.set()
+        if payload in (CANCEL_NOTICE, stacks.COMMAND_NOTICE, "") or not self._claim_at_once():
+            self.wake.set()
+
+    def _claim_at_once(self) -> bool:
+        """A submit's notice: claim in the listener's thread, a thread hand-off sooner than the
+        loop would; False leaves it to the loop (nothing free, stopping, or the claim failed:
+        the loop tries again and says why)."""
+        if self.stopping.is_set() or self.free_capacity() < self.least_claim():
+            return False
+        try:
+            self._claim_and_launch()
+        except Exception:
+            return False
+        return True
 
     def active(self) -> list[Running]:
         """The jobs this worker runs now."""
@@ -308,7 +326,7 @@ class Worker:
                 self.check_stops()
                 self.commands.poll()
                 due = time.monotonic() >= next_claim
-                if due or (woken and self.free_capacity() >= (self.batch if self.backlog else 1)):
+                if due or (woken and self.free_capacity() >= self.least_claim()):
                     next_claim = time.monotonic() + self.settings.poll_interval
                     self._claim_and_launch()
                 backoff.reset()
@@ -325,13 +343,11 @@ class Worker:
                 self.stopping.wait(delay)
 
     def _claim_and_launch(self) -> None:
-        if not self.claiming.acquire(blocking=False):
-            return  # the recorder is claiming: it takes all the free capacity
-        try:
+        """Claim and launch, one claim at a time: after the recorder's, if one is under way (a
+        job submitted since its claim read the queue is still claimed now)."""
+        with self.claiming:
             for job in self.claim():
                 self.launch(job)
-        finally:
-            self.claiming.release()
 
     def heartbeat_reap_and_tick(self) -> None:
         """Heartbeat, reap dead peers and tick the schedules, each when it is due."""
