@@ -67,9 +67,10 @@ class Worker:
         self.recording_done = threading.Event()
         self.draining = False
         self.fenced = False  # lost the database past dead_after: claims nothing
-        # Woken early (a submit, a finished job) while jobs wait, claim only once this much
-        # capacity is free: a claim per job or two would cost more than the wait for others.
-        self.batch = max(1, self.settings.concurrency // 2)
+        # While jobs wait, claim only once this much capacity is free: a claim per job or two
+        # would cost more than the wait for others. A quarter (decision 0009): the recorder's
+        # claims ride in the transaction of the outcomes, so a smaller one costs little.
+        self.batch = max(1, self.settings.concurrency // 4)
         self.backlog = False  # the last claim got all it asked for: more may be waiting
         self.exit_reason = "stopped"
         self.next_tick = self.next_cancel_poll = 0.0
@@ -86,8 +87,8 @@ class Worker:
             return self.settings.concurrency - len(self.running)
 
     def least_claim(self) -> int:
-        """The free capacity worth a claim when woken early: half of it while jobs wait (the
-        last claim got all it asked for), any otherwise (decision 0008)."""
+        """The free capacity worth a claim: a quarter of the capacity while jobs wait (the last
+        claim got all it asked for), any otherwise (decisions 0008, 0009)."""
         return self.batch if self.backlog else 1
 
     def claim(self) -> list[Job]:
