@@ -113,7 +113,7 @@ class Worker:
         with self.lock:
             free = self.settings.concurrency - len(self.running)
             free += sum(1 for job_id in leaving if job_id in self.running)
-        if free < self.least_claim():
+        if self.stopping.is_set() or free < self.least_claim():  # again, holding the lock
             self.claiming.release()
             return None
         return Claim(self.id, self.settings.queues, free, types)
@@ -245,10 +245,14 @@ class Worker:
         """A submit's notice: claim in the listener's thread, a thread hand-off sooner than the
         loop would; False leaves it to the loop (nothing free, stopping, or the claim failed:
         the loop tries again and says why)."""
-        if self.stopping.is_set() or self.free_capacity() < self.least_claim():
+        if self.free_capacity() < self.least_claim():
             return False
         try:
-            self._claim_and_launch()
+            with self.claiming:
+                if self.stopping.is_set():  # `run` may be returning: its engine may close
+                    return False
+                for job in self.claim():
+                    self.launch(job)
         except Exception:
             return False
         return True
@@ -301,6 +305,8 @@ class Worker:
         sys.setswitchinterval(SWITCH_INTERVAL)
         try:
             self._loop()
+            with self.claiming:
+                pass  # a listener's claim under way ends; any later one sees `stopping`
             shut_down(self)
         finally:
             sys.setswitchinterval(switch_interval)

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 import pytest
@@ -406,6 +407,32 @@ def test_outcomes_are_recorded_when_the_claim_that_comes_with_them_is_refused(
         live_engine.submit("after")  # a wake-up; the poll would claim it within a minute
         wait_for(lambda: live_engine.get(second).status.terminal, 20)
     assert live_engine.get(second).status is Status.SUCCESS
+
+
+def registered(engine: Engine, worker: Worker) -> bool:
+    return worker.id in {record.id for record in engine.store.workers.find()}
+
+
+def test_a_worker_that_has_stopped_leaves_no_claim_of_its_listener_running(
+    database_url: str,
+) -> None:
+    """The listener claims on a submit's notice; once `run` has returned, none may still be
+    under way: it would use a connection the engine's close is about to close (on SQLite that
+    crashed the process) or claim a job no one runs (left RUNNING). Before the fix this test
+    failed about one run in four, both ways; a race, so it loops."""
+    producer = Engine(database_url)
+    producer.job(lambda: None, name="quick")
+    try:
+        for _ in range(50):
+            engine = Engine(database_url)
+            engine.job(lambda: None, name="quick")
+            with worker_in_thread(engine, poll_interval=60) as worker:
+                wait_for(partial(registered, producer, worker), what="the worker to register")
+                job_id = producer.submit("quick")  # the listener's notice, as the stop begins
+            engine.close()
+            assert producer.get(job_id).status in (Status.PENDING, Status.SUCCESS)
+    finally:
+        producer.close()
 
 
 # -- the public surface ---------------------------------------------------------------------------
