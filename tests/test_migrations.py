@@ -7,10 +7,11 @@ import time
 
 import pytest
 from click.testing import CliRunner, Result
+from job_steps import insert_job
 
 from jobengine import Engine, SchemaOutdated
 from jobengine.cli import main
-from jobengine.store import Database, migrations, open_database
+from jobengine.store import Database, Store, migrations, open_database
 
 TABLES = {"jobs", "job_events", "job_logs", "workers", "schedules", "schema_version", "commands"}
 OWN_TABLES = {"sqlite": {"host_clock"}, "postgresql": set()}  # the host's shared timeline
@@ -189,3 +190,33 @@ def test_engines_opening_a_new_database_at_once_all_succeed(database_url: str) -
     finally:
         for engine in engines:
             engine.close()
+
+
+def test_schema_5_keeps_one_job_per_fire_time_in_an_index_of_schedules_only(
+    postgres_url: str,
+) -> None:
+    """Upgraded from schema 4 (the table constraint held every job): the constraint is gone,
+    the unique index holds only the jobs of a schedule, and a fire time still fires once."""
+    store = Store.open(postgres_url)
+    try:
+        with store.database.transaction() as transaction:  # back to schema 4
+            transaction.execute("DROP INDEX jobs_schedule_fire_time")
+            transaction.execute("ALTER TABLE jobs ADD UNIQUE (schedule, fire_time)")
+            transaction.execute("DELETE FROM schema_version WHERE version = 5")
+        now = time.time()
+        assert insert_job(store, now, schedule="nightly", fire_time=100.0) is not None
+        assert [m.version for m in migrations.upgrade(store.database)] == [5]
+        with store.database.transaction(write=False) as transaction:
+            constraints = transaction.execute(
+                "SELECT conname FROM pg_constraint WHERE conrelid = 'jobs'::regclass"
+                " AND contype = 'u'"
+            )
+            [index] = transaction.execute(
+                "SELECT pg_get_indexdef('jobs_schedule_fire_time'::regclass) AS definition"
+            )
+        assert constraints == []
+        assert index["definition"].endswith("WHERE (schedule IS NOT NULL)")
+        assert insert_job(store, now, schedule="nightly", fire_time=100.0) is None
+        assert insert_job(store, now, schedule="nightly", fire_time=200.0) is not None
+    finally:
+        store.close()

@@ -367,7 +367,9 @@ def _conflict_message(transaction: Transaction, move: Move) -> str:
 
 def _insert_statement(job: NewJob, now: float) -> tuple[str, list[Any]]:
     """The INSERT ... RETURNING id of a new job; a schedule's fire time is inserted once."""
-    conflict = " ON CONFLICT (schedule, fire_time) DO NOTHING" if job.schedule else ""
+    conflict = ""
+    if job.schedule:  # the unique index holds only the jobs of a schedule (migration 5)
+        conflict = " ON CONFLICT (schedule, fire_time) WHERE schedule IS NOT NULL DO NOTHING"
     return f"{INSERT_SQL}{conflict} RETURNING id", [*astuple_of(job), now]
 
 

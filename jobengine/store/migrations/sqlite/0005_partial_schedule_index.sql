@@ -1,0 +1,4 @@
+-- jobengine schema 5: nothing to change on SQLite. PostgreSQL's index of (schedule, fire time)
+-- now holds only the jobs of a schedule; SQLite keeps its table constraint, which only a
+-- rebuild of the jobs table could drop, and which costs it little: an UPDATE there leaves the
+-- indexes of columns it does not change alone, so only a submit writes that index.
