@@ -8,7 +8,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "jobengine"
 SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT INTO|UPDATE\s+\w+\s+SET|DELETE FROM)\b")
 DIALECT_TEST = re.compile(r"\bdialect\s*(==|!=|\bin\b)")
-BACKENDS = {PACKAGE / "store" / "sqlite.py", PACKAGE / "store" / "postgres.py"}
+BACKENDS = {
+    PACKAGE / "store" / name for name in ("sqlite.py", "postgres.py", "postgres_transaction.py")
+}
 
 
 def modules() -> list[Path]:

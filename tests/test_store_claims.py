@@ -28,7 +28,7 @@ from jobengine.store import Move, Store
 from jobengine.store.database import Transaction
 from jobengine.store.jobs import Claim
 from jobengine.store.moves import EVENT_FIELDS, changes_of
-from jobengine.store.postgres import PostgresTransaction
+from jobengine.store.postgres_transaction import PostgresTransaction
 
 # -- claiming ------------------------------------------------------------------------------------
 
