@@ -16,14 +16,13 @@ from jobengine.store import Store, WorkerRecord
 from jobengine.store.diagnosis import DiagnosisQueries, DueGroup
 from jobengine.store.listing import JobQueries
 from jobengine.store.workers import DEAD, DRAINING, LIVE, RUNNING, WorkerOverview
-from jobengine.why import JobUrl, worker_ids
+from jobengine.why import DEAD_AFTER, JobUrl, worker_ids
 from jobengine.wording import ago, duration, plural, worker_label
 
 if TYPE_CHECKING:
     from jobengine.engine import Engine
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
-DEAD_AFTER = Settings().dead_after
 WAIT_WARNING = 60.0  # seconds a due job may wait before the doctor mentions it
 SKEW_WARNING = 2.0  # seconds between a host's clock and the database's
 RECENT_DEATH = 3600.0  # a worker declared dead within this long is still worth a look

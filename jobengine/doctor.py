@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobengine.checks import CHECKS, DEAD_AFTER, FAIL, OK, WARN, Check, Look, Options
+from jobengine.checks import CHECKS, FAIL, OK, WARN, Check, Look, Options
 from jobengine.errors import JobEngineError, SchemaOutdated
 from jobengine.redaction import mask_url, scrub
 from jobengine.store import Store, migrations, open_database
 from jobengine.store.diagnosis import DiagnosisQueries
+from jobengine.why import DEAD_AFTER
 
 if TYPE_CHECKING:
     from jobengine.engine import Engine

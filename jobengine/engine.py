@@ -24,6 +24,7 @@ from jobengine.registry import JobFunction, JobType, Registry
 from jobengine.scheduler import Scheduler
 from jobengine.store import DEFAULT_URL, Store, Transaction
 from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL
+from jobengine.store.schedules import encode
 
 if TYPE_CHECKING:  # the diagnosis modules read the engine; imported when asked for
     from jobengine.doctor import Report
@@ -319,7 +320,7 @@ class Engine:
         if not old.status.terminal:
             raise JobEngineError(f"job {job_id} is {old.status}; only ended jobs can be rerun")
         job_type = self.registry.get(old.type) if old.type in self.registry else None
-        args = job_type.encode_arguments(old.args) if job_type else _json(old.args)
+        args = job_type.encode_arguments(old.args) if job_type else encode(old.args)
         new_job = NewJob(
             old.type,
             args,
@@ -358,9 +359,3 @@ def parse_status(value: Status | str) -> Status:
         raise ConfigurationError(
             f"unknown status {value!r}; use one of {', '.join(s.value for s in Status)}"
         ) from None
-
-
-def _json(value: Any) -> str:
-    import json
-
-    return json.dumps(value, sort_keys=True)

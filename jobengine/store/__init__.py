@@ -42,12 +42,11 @@ class Store:
         self.schedules = ScheduleStore(database)
 
     @classmethod
-    def open(cls, url: str, pool_size: int = 10, create: bool = True) -> Store:
+    def open(cls, url: str, pool_size: int = 10) -> Store:
         """Open a database; a new, empty one gets the schema, an outdated one is refused."""
         database = open_database(url, pool_size=pool_size)
         try:
-            if create:
-                migrations.ensure(database)
+            migrations.ensure(database)
         except BaseException:
             database.close()
             raise

@@ -187,6 +187,11 @@ class Database(abc.ABC):
         `atomic`: its statements need not commit together, and a backend whose transactions
         cost round trips commits each on its own."""
 
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """The rows of one query, read in a read-only transaction of its own."""
+        with self.transaction(write=False) as transaction:
+            return transaction.execute(sql, params)
+
     @abc.abstractmethod
     def foreign_transaction(self, connection: Any) -> Transaction:
         """Wrap a caller's own connection (inside its open transaction) without committing."""

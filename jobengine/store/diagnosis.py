@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from jobengine.model import Job, LogLine, Status
-from jobengine.store.database import Database, Row
+from jobengine.store.database import Database
 from jobengine.store.jobs import CHANNEL, pick_sql
-from jobengine.store.workers import LIVE, WorkerRecord
+from jobengine.store.workers import ACTIVE_SQL, LIVE, WorkerRecord
 
 COMMAND_NOTICE = "command"  # the payload that tells workers to read their commands
-ACTIVE_SQL = "('QUEUED', 'RUNNING', 'TO_CANCEL')"
 UNENDED_SQL = "('PENDING', 'QUEUED', 'RUNNING', 'TO_CANCEL')"
 
 
@@ -34,10 +32,6 @@ class _Reader:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-
-    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self.database.transaction(write=False) as transaction:
-            return transaction.execute(sql, params)
 
 
 class DiagnosisQueries(_Reader):
@@ -60,14 +54,14 @@ class DiagnosisQueries(_Reader):
 
     def worker(self, worker_id: str) -> WorkerRecord | None:
         """One worker's row, whatever its state."""
-        rows = self._read("SELECT * FROM workers WHERE id = ?", (worker_id,))
+        rows = self.database.read("SELECT * FROM workers WHERE id = ?", (worker_id,))
         return WorkerRecord.from_row(rows[0]) if rows else None
 
     def jobs_ahead(self, job: Job, now: float) -> int:
         """Due PENDING jobs of the job's queue that a worker claims before it (priority, then
         run_at, then id: the claim's order)."""
         priority, run_at = job.priority, job.run_at
-        rows = self._read(
+        rows = self.database.read(
             "SELECT COUNT(*) AS n FROM jobs WHERE status = 'PENDING' AND queue = ?"
             " AND run_at <= ? AND id != ? AND (priority > ? OR (priority = ?"
             " AND (run_at < ? OR (run_at = ? AND id < ?))))",
@@ -77,7 +71,7 @@ class DiagnosisQueries(_Reader):
 
     def last_log_line(self, job_id: int, attempt: int) -> LogLine | None:
         """The newest line the job's attempt wrote, if any."""
-        rows = self._read(
+        rows = self.database.read(
             "SELECT * FROM job_logs WHERE job_id = ? AND attempt = ? ORDER BY id DESC LIMIT 1",
             (job_id, attempt),
         )
@@ -85,7 +79,7 @@ class DiagnosisQueries(_Reader):
 
     def due_groups(self, now: float) -> list[DueGroup]:
         """Due PENDING jobs counted by queue and type."""
-        rows = self._read(
+        rows = self.database.read(
             "SELECT queue, type, COUNT(*) AS n, MIN(run_at) AS oldest FROM jobs"
             " WHERE status = 'PENDING' AND run_at <= ? GROUP BY queue, type"
             " ORDER BY queue, type",
@@ -101,7 +95,7 @@ class DiagnosisQueries(_Reader):
     ) -> list[Job]:
         """Active jobs whose owner is not a live worker, RUNNING ones past their timeout plus
         `kill_grace`, and TO_CANCEL ones asked to stop longer than `kill_grace` ago."""
-        rows = self._read(
+        rows = self.database.read(
             "SELECT j.* FROM jobs j LEFT JOIN workers w ON w.id = j.worker"
             f" WHERE j.status IN {ACTIVE_SQL} AND (w.id IS NULL OR w.state NOT IN (?, ?)"
             " OR w.heartbeat < ? OR (j.status = 'RUNNING' AND j.timeout IS NOT NULL"
@@ -113,7 +107,7 @@ class DiagnosisQueries(_Reader):
 
     def worth_a_look(self, failed_since: float, limit: int) -> list[Job]:
         """Jobs not ended, and jobs that failed since `failed_since`, newest first."""
-        rows = self._read(
+        rows = self.database.read(
             f"SELECT * FROM jobs WHERE status IN {UNENDED_SQL}"
             " OR (status = ? AND finished_at >= ?) ORDER BY id DESC LIMIT ?",
             (Status.FAILURE.value, failed_since, limit),
@@ -155,7 +149,7 @@ class CommandStore(_Reader):
 
     def unanswered(self, worker: str) -> list[Command]:
         """The commands `worker` has not answered yet, oldest first."""
-        rows = self._read(
+        rows = self.database.read(
             "SELECT * FROM commands WHERE worker = ? AND answered_at IS NULL ORDER BY id",
             (worker,),
         )
@@ -169,7 +163,7 @@ class CommandStore(_Reader):
             )
 
     def get(self, command_id: int) -> Command | None:
-        rows = self._read("SELECT * FROM commands WHERE id = ?", (command_id,))
+        rows = self.database.read("SELECT * FROM commands WHERE id = ?", (command_id,))
         return Command.from_row(rows[0]) if rows else None
 
     def forget(self, command_id: int, older_than: float) -> None:

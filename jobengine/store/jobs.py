@@ -102,12 +102,10 @@ class JobStore:
         events = [(job_id, now, "submit", None, "PENDING", actor, None, 1) for job_id in ids]
         transaction.insert_rows("job_events", EVENT_FIELDS, events)
         self.database.notify_on_commit(transaction, CHANNEL, jobs[0].queue)
-        inserted: list[int | None] = list(ids)
-        return inserted
+        return list(ids)
 
     def get(self, job_id: int) -> Job | None:
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        rows = self.database.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return Job.from_row(rows[0]) if rows else None
 
     def find(
@@ -125,22 +123,19 @@ class JobStore:
             clauses.append("id < ?")
             params.append(after)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                f"SELECT * FROM jobs{where} ORDER BY id DESC LIMIT ?", (*params, limit)
-            )
+        rows = self.database.read(
+            f"SELECT * FROM jobs{where} ORDER BY id DESC LIMIT ?", (*params, limit)
+        )
         return [Job.from_row(row) for row in rows]
 
     def count_by_status(self) -> dict[Status, int]:
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
+        rows = self.database.read("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
         return {Status(row["status"]): int(row["n"]) for row in rows}
 
     def events(self, job_id: int) -> list[Event]:
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM job_events WHERE job_id = ? ORDER BY id", (job_id,)
-            )
+        rows = self.database.read(
+            "SELECT * FROM job_events WHERE job_id = ? ORDER BY id", (job_id,)
+        )
         return [Event.from_row(row) for row in rows]
 
     def move(self, move: Move, now: float) -> None:
@@ -294,10 +289,9 @@ class JobStore:
     def owned(self, worker: str, status: Sequence[Status]) -> list[Job]:
         """The jobs `worker` holds in the given statuses."""
         clauses, params = job_filters(status, None, None, worker)
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id", params
-            )
+        rows = self.database.read(
+            f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id", params
+        )
         return [Job.from_row(row) for row in rows]
 
 

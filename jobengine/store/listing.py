@@ -94,36 +94,32 @@ class JobQueries:
         """Jobs newest first; keyset pages: `after` = the older page, `before` = the newer."""
         where, params = wanted.where()
         order = "ASC" if wanted.before is not None and wanted.after is None else "DESC"
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                f"SELECT * FROM jobs{where} ORDER BY id {order} LIMIT ?", (*params, limit)
-            )
+        rows = self.database.read(
+            f"SELECT * FROM jobs{where} ORDER BY id {order} LIMIT ?", (*params, limit)
+        )
         jobs = [Job.from_row(row) for row in rows]
         return sorted(jobs, key=lambda job: -job.id)
 
     def count(self, wanted: JobSearch, at_most: int) -> int:
         """How many jobs match, counted no further than `at_most` (so it stays cheap)."""
         where, params = wanted.where()
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                f"SELECT COUNT(*) AS n FROM (SELECT id FROM jobs{where} LIMIT ?) AS matching",
-                (*params, at_most),
-            )
+        rows = self.database.read(
+            f"SELECT COUNT(*) AS n FROM (SELECT id FROM jobs{where} LIMIT ?) AS matching",
+            (*params, at_most),
+        )
         return int(rows[0]["n"])
 
     def ping(self) -> None:
         """One round trip to the database."""
-        with self.database.transaction(write=False) as transaction:
-            transaction.execute("SELECT 1 AS one")
+        self.database.read("SELECT 1 AS one")
 
     def oldest_due(self, now: float) -> Job | None:
         """The PENDING job that has been due the longest, if any."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM jobs WHERE status = 'PENDING' AND run_at <= ?"
-                " ORDER BY run_at, id LIMIT 1",
-                (now,),
-            )
+        rows = self.database.read(
+            "SELECT * FROM jobs WHERE status = 'PENDING' AND run_at <= ?"
+            " ORDER BY run_at, id LIMIT 1",
+            (now,),
+        )
         return Job.from_row(rows[0]) if rows else None
 
     def count_by_status_and_queue(self, status: Sequence[Status]) -> dict[tuple[Status, str], int]:
@@ -131,22 +127,20 @@ class JobQueries:
         the statuses of jobs not ended yet (few), not the ended ones (the whole history)."""
         clauses, params = job_filters(status, None, None, None)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                f"SELECT status, queue, COUNT(*) AS n FROM jobs{where} GROUP BY status, queue",
-                params,
-            )
+        rows = self.database.read(
+            f"SELECT status, queue, COUNT(*) AS n FROM jobs{where} GROUP BY status, queue",
+            params,
+        )
         return {(Status(row["status"]), str(row["queue"])): int(row["n"]) for row in rows}
 
     def ended_before(self, until: float) -> dict[Status, int]:
         """Jobs that ended before `until`, per status: reads the whole finished_at index, so
         call it rarely (every ended job has its finished_at)."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT status, COUNT(*) AS n FROM jobs"
-                f" WHERE finished_at < ? AND status IN {ENDED_SQL} GROUP BY status",
-                (until,),
-            )
+        rows = self.database.read(
+            "SELECT status, COUNT(*) AS n FROM jobs"
+            f" WHERE finished_at < ? AND status IN {ENDED_SQL} GROUP BY status",
+            (until,),
+        )
         return {Status(row["status"]): int(row["n"]) for row in rows}
 
     def ended_tallies(
@@ -159,14 +153,13 @@ class JobQueries:
             for index in range(len(bounds))
         )
         upper = " AND finished_at < ?" if until is not None else ""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT CAST(finished_at * 1000 AS BIGINT) / 60000 AS minute, status,"
-                f" COUNT(*) AS n, COUNT(started_at) AS timed, SUM({DURATION}) AS seconds"
-                f"{buckets} FROM jobs WHERE finished_at >= ?{upper} AND status IN {ENDED_SQL}"
-                " GROUP BY 1, 2",
-                (*bounds, since, *([until] if until is not None else [])),
-            )
+        rows = self.database.read(
+            "SELECT CAST(finished_at * 1000 AS BIGINT) / 60000 AS minute, status,"
+            f" COUNT(*) AS n, COUNT(started_at) AS timed, SUM({DURATION}) AS seconds"
+            f"{buckets} FROM jobs WHERE finished_at >= ?{upper} AND status IN {ENDED_SQL}"
+            " GROUP BY 1, 2",
+            (*bounds, since, *([until] if until is not None else [])),
+        )
         return [
             MinuteTally(
                 int(row["minute"]),
@@ -182,9 +175,8 @@ class JobQueries:
     def related(self, job_id: int, limit: int = 100) -> list[Job]:
         """The job's children (parent = it) and reruns (rerun_of = it), oldest first; the
         partial indexes on parent and rerun_of serve it, however old the job."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM jobs WHERE parent = ? OR rerun_of = ? ORDER BY id LIMIT ?",
-                (job_id, job_id, limit),
-            )
+        rows = self.database.read(
+            "SELECT * FROM jobs WHERE parent = ? OR rerun_of = ? ORDER BY id LIMIT ?",
+            (job_id, job_id, limit),
+        )
         return [Job.from_row(row) for row in rows]

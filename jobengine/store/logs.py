@@ -27,9 +27,8 @@ class LogStore:
 
     def read(self, job_id: int, after: int = 0, limit: int = 10_000) -> list[LogLine]:
         """Lines of a job in the order written, from the line after id `after`."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM job_logs WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
-                (job_id, after, limit),
-            )
+        rows = self.database.read(
+            "SELECT * FROM job_logs WHERE job_id = ? AND id > ? ORDER BY id LIMIT ?",
+            (job_id, after, limit),
+        )
         return [LogLine.from_row(row) for row in rows]

@@ -122,24 +122,21 @@ class ScheduleStore:
 
     def all(self) -> list[Schedule]:
         """Every readable schedule (see `unreadable` for the others)."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute("SELECT * FROM schedules ORDER BY name")
+        rows = self.database.read("SELECT * FROM schedules ORDER BY name")
         return _readable(rows)[0]
 
     def unreadable(self) -> dict[str, str]:
         """Schedules whose row this version cannot read: name -> what is wrong with it."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute("SELECT * FROM schedules ORDER BY name")
+        rows = self.database.read("SELECT * FROM schedules ORDER BY name")
         return _readable(rows)[1]
 
     def due(self, now: float) -> list[Schedule]:
         """Enabled schedules whose next fire time has come."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT * FROM schedules WHERE enabled = ? AND next_fire_time <= ?"
-                " ORDER BY next_fire_time, name",
-                (True, now),
-            )
+        rows = self.database.read(
+            "SELECT * FROM schedules WHERE enabled = ? AND next_fire_time <= ?"
+            " ORDER BY next_fire_time, name",
+            (True, now),
+        )
         readable, broken = _readable(rows)
         for name, problem in broken.items():
             log.error("schedule %s: not fired, its row cannot be read: %s", name, problem)
@@ -165,8 +162,7 @@ class ScheduleStore:
         return bool(rows)
 
     def count(self) -> int:
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute("SELECT COUNT(*) AS n FROM schedules")
+        rows = self.database.read("SELECT COUNT(*) AS n FROM schedules")
         return int(rows[0]["n"])
 
     def unended_runs(self, transaction: Transaction, name: str, before: float) -> list[Run]:
@@ -182,20 +178,18 @@ class ScheduleStore:
 
     def runs(self, name: str, limit: int = 10) -> list[Run]:
         """The newest runs of one schedule, newest first."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                f"SELECT {RUN_COLUMNS} FROM jobs WHERE schedule = ? ORDER BY id DESC LIMIT ?",
-                (name, limit),
-            )
+        rows = self.database.read(
+            f"SELECT {RUN_COLUMNS} FROM jobs WHERE schedule = ? ORDER BY id DESC LIMIT ?",
+            (name, limit),
+        )
         return [Run.from_row(row) for row in rows]
 
     def last_runs(self) -> dict[str, Run]:
         """The newest run of every schedule that has one."""
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                f"SELECT {RUN_COLUMNS} FROM jobs WHERE id IN"
-                " (SELECT MAX(id) FROM jobs WHERE schedule IS NOT NULL GROUP BY schedule)"
-            )
+        rows = self.database.read(
+            f"SELECT {RUN_COLUMNS} FROM jobs WHERE id IN"
+            " (SELECT MAX(id) FROM jobs WHERE schedule IS NOT NULL GROUP BY schedule)"
+        )
         return {row["schedule"]: Run.from_row(row) for row in rows}
 
 

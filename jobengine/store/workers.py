@@ -105,15 +105,13 @@ class WorkerStore:
 
     def find(self, include_stopped: bool = False) -> list[WorkerRecord]:
         where = "" if include_stopped else f" WHERE state != '{STOPPED}'"
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(f"SELECT * FROM workers{where} ORDER BY started_at")
+        rows = self.database.read(f"SELECT * FROM workers{where} ORDER BY started_at")
         return [WorkerRecord.from_row(row) for row in rows]
 
     def on_host(self, host: str) -> list[WorkerRecord]:
         """Workers of `host` that claim to be alive."""
         select = "SELECT * FROM workers WHERE host = ? AND state IN (?, ?)"
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(select, (host, *LIVE))
+        rows = self.database.read(select, (host, *LIVE))
         return [WorkerRecord.from_row(row) for row in rows]
 
     def to_reap(self, cutoff: float) -> list[str]:
@@ -123,16 +121,15 @@ class WorkerStore:
         had no heartbeat since `cutoff` (a worker that claimed without registering, or a row
         deleted by hand).
         """
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT id FROM workers WHERE state IN (?, ?) AND heartbeat < ?"
-                " UNION SELECT DISTINCT j.worker AS id FROM jobs j"
-                " LEFT JOIN workers w ON w.id = j.worker"
-                f" WHERE j.status IN {ACTIVE_SQL} AND j.worker IS NOT NULL"
-                " AND ((w.id IS NULL AND (j.heartbeat IS NULL OR j.heartbeat < ?))"
-                " OR (w.id IS NOT NULL AND w.state NOT IN (?, ?)))",
-                (*LIVE, cutoff, cutoff, *LIVE),
-            )
+        rows = self.database.read(
+            "SELECT id FROM workers WHERE state IN (?, ?) AND heartbeat < ?"
+            " UNION SELECT DISTINCT j.worker AS id FROM jobs j"
+            " LEFT JOIN workers w ON w.id = j.worker"
+            f" WHERE j.status IN {ACTIVE_SQL} AND j.worker IS NOT NULL"
+            " AND ((w.id IS NULL AND (j.heartbeat IS NULL OR j.heartbeat < ?))"
+            " OR (w.id IS NOT NULL AND w.state NOT IN (?, ?)))",
+            (*LIVE, cutoff, cutoff, *LIVE),
+        )
         return sorted(str(row["id"]) for row in rows)
 
     def reap(self, worker: str, now: float, cutoff: float, known_dead: bool, plan: Plan) -> Reaped:
@@ -168,12 +165,11 @@ class WorkerStore:
         silent for longer than `dead_after` and not reaped yet), stopped (exited cleanly).
         """
         where = "" if include_stopped else f" WHERE w.state != '{STOPPED}'"
-        with self.database.transaction(write=False) as transaction:
-            rows = transaction.execute(
-                "SELECT w.*, (SELECT COUNT(*) FROM jobs j WHERE j.worker = w.id"
-                f" AND j.status IN {ACTIVE_SQL}) AS running_jobs"
-                f" FROM workers w{where} ORDER BY w.started_at, w.id"
-            )
+        rows = self.database.read(
+            "SELECT w.*, (SELECT COUNT(*) FROM jobs j WHERE j.worker = w.id"
+            f" AND j.status IN {ACTIVE_SQL}) AS running_jobs"
+            f" FROM workers w{where} ORDER BY w.started_at, w.id"
+        )
         return [_overview(row, now, dead_after) for row in rows]
 
 
