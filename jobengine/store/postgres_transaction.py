@@ -19,6 +19,14 @@ def _sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
+def _has_rows(cursor: Any) -> bool:
+    """Whether the statement returns rows (columns), not only a command status. (Not
+    `cursor.description`, which builds an object per column at each use: about 15 us for a
+    claim's 26 columns.)"""
+    result = cursor.pgresult
+    return result is not None and result.nfields > 0
+
+
 class PostgresTransaction(Transaction):
     def __init__(self, connection: Any, column_types: dict[str, dict[str, str]]) -> None:
         super().__init__()
@@ -28,9 +36,7 @@ class PostgresTransaction(Transaction):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self.connection.cursor(row_factory=dict_row) as cursor:
             cursor.execute(_sql(sql), tuple(params))
-            if cursor.description is None:
-                return []
-            return list(cursor.fetchall())
+            return list(cursor.fetchall()) if _has_rows(cursor) else []
 
     def execute_batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
         """Every statement in one round trip (pipeline mode)."""
@@ -40,7 +46,7 @@ class PostgresTransaction(Transaction):
                 cursor = self.connection.cursor(row_factory=dict_row)
                 cursor.execute(_sql(sql), tuple(params))
                 cursors.append(cursor)
-        results = [list(cursor.fetchall()) if cursor.description else [] for cursor in cursors]
+        results = [list(cursor.fetchall()) if _has_rows(cursor) else [] for cursor in cursors]
         for cursor in cursors:
             cursor.close()
         return results
