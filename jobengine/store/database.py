@@ -193,6 +193,11 @@ class Database(abc.ABC):
         with self.transaction(write=False, atomic=False) as transaction:
             return transaction.execute(sql, params)
 
+    def write(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One statement that writes, committed on its own (one round trip on PostgreSQL)."""
+        with self.transaction(atomic=False) as transaction:
+            return transaction.execute(sql, params)
+
     @abc.abstractmethod
     def foreign_transaction(self, connection: Any) -> Transaction:
         """Wrap a caller's own connection (inside its open transaction) without committing."""

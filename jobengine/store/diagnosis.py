@@ -156,11 +156,10 @@ class CommandStore(_Reader):
         return [Command.from_row(row) for row in rows]
 
     def answer(self, command_id: int, answer: dict[str, Any], now: float) -> None:
-        with self.database.transaction() as transaction:
-            transaction.execute(
-                "UPDATE commands SET answer = ?, answered_at = ? WHERE id = ?",
-                (json.dumps(answer), now, command_id),
-            )
+        self.database.write(
+            "UPDATE commands SET answer = ?, answered_at = ? WHERE id = ?",
+            (json.dumps(answer), now, command_id),
+        )
 
     def get(self, command_id: int) -> Command | None:
         rows = self.database.read("SELECT * FROM commands WHERE id = ?", (command_id,))
@@ -169,7 +168,6 @@ class CommandStore(_Reader):
     def forget(self, command_id: int, older_than: float) -> None:
         """Delete a command that was read, and every command older than `older_than` (answered
         or not: their askers have given up)."""
-        with self.database.transaction() as transaction:
-            transaction.execute(
-                "DELETE FROM commands WHERE id = ? OR created_at < ?", (command_id, older_than)
-            )
+        self.database.write(
+            "DELETE FROM commands WHERE id = ? OR created_at < ?", (command_id, older_than)
+        )

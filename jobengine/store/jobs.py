@@ -171,12 +171,11 @@ class JobStore:
         """
         if status.terminal:
             return False
-        with self.database.transaction() as transaction:
-            rows = transaction.execute(
-                f"{EVENT_INSERT} SELECT id, ?, ?, status, status, ?, ?, attempt FROM jobs"
-                " WHERE id = ? AND status = ? AND attempt = ? RETURNING id",
-                (now, verb, actor, reason, job.id, status.value, job.attempt),
-            )
+        rows = self.database.write(
+            f"{EVENT_INSERT} SELECT id, ?, ?, status, status, ?, ?, attempt FROM jobs"
+            " WHERE id = ? AND status = ? AND attempt = ? RETURNING id",
+            (now, verb, actor, reason, job.id, status.value, job.attempt),
+        )
         return bool(rows)
 
     def run_now(self, job: Job, actor: str, now: float) -> bool:
@@ -195,12 +194,11 @@ class JobStore:
 
     def save_progress(self, job: Job, fraction: float) -> None:
         """Store a running job's progress (not a move: the status does not change)."""
-        with self.database.transaction() as transaction:
-            transaction.execute(
-                "UPDATE jobs SET progress = ? WHERE id = ? AND attempt = ?"
-                " AND status IN ('RUNNING', 'TO_CANCEL')",
-                (fraction, job.id, job.attempt),
-            )
+        self.database.write(
+            "UPDATE jobs SET progress = ? WHERE id = ? AND attempt = ?"
+            " AND status IN ('RUNNING', 'TO_CANCEL')",
+            (fraction, job.id, job.attempt),
+        )
 
     def claim(
         self,

@@ -155,10 +155,7 @@ class ScheduleStore:
         return bool(rows)
 
     def delete(self, name: str) -> bool:
-        with self.database.transaction() as transaction:
-            rows = transaction.execute(
-                "DELETE FROM schedules WHERE name = ? RETURNING name", (name,)
-            )
+        rows = self.database.write("DELETE FROM schedules WHERE name = ? RETURNING name", (name,))
         return bool(rows)
 
     def count(self) -> int:

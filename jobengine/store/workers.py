@@ -60,11 +60,10 @@ class WorkerStore:
         row = asdict(record)
         row["queues"], row["types"] = json.dumps(record.queues), json.dumps(record.types)
         names = REGISTER_COLUMNS.split(", ")
-        with self.database.transaction() as transaction:
-            transaction.execute(
-                f"INSERT INTO workers ({REGISTER_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
-                [row[name] for name in names],
-            )
+        self.database.write(
+            f"INSERT INTO workers ({REGISTER_COLUMNS}) VALUES ({', '.join('?' * len(names))})",
+            [row[name] for name in names],
+        )
 
     def beat(self, worker: str, now: float, state: str, clock_skew: float | None = None) -> Beat:
         """Record a heartbeat for the worker and its active jobs; return a pending request
@@ -83,25 +82,22 @@ class WorkerStore:
         return Beat(rows[0]["request"] if rows else None, jobs)
 
     def stop(self, worker: str, now: float) -> None:
-        with self.database.transaction() as transaction:
-            transaction.execute(
-                "UPDATE workers SET state = ?, stopped_at = ?, heartbeat = ? WHERE id = ?",
-                (STOPPED, now, now, worker),
-            )
+        self.database.write(
+            "UPDATE workers SET state = ?, stopped_at = ?, heartbeat = ? WHERE id = ?",
+            (STOPPED, now, now, worker),
+        )
 
     def request(self, request: str, workers: Sequence[str] = ()) -> int:
         """Ask running workers (all, or those named) to act on `request`, e.g. 'restart'."""
         clause = f" AND id IN ({', '.join('?' * len(workers))})" if workers else ""
-        with self.database.transaction() as transaction:
-            rows = transaction.execute(
-                f"UPDATE workers SET request = ? WHERE state != ?{clause} RETURNING id",
-                (request, STOPPED, *workers),
-            )
+        rows = self.database.write(
+            f"UPDATE workers SET request = ? WHERE state != ?{clause} RETURNING id",
+            (request, STOPPED, *workers),
+        )
         return len(rows)
 
     def clear_request(self, worker: str) -> None:
-        with self.database.transaction() as transaction:
-            transaction.execute("UPDATE workers SET request = NULL WHERE id = ?", (worker,))
+        self.database.write("UPDATE workers SET request = NULL WHERE id = ?", (worker,))
 
     def find(self, include_stopped: bool = False) -> list[WorkerRecord]:
         where = "" if include_stopped else f" WHERE state != '{STOPPED}'"
