@@ -28,7 +28,7 @@ class DueGroup:
 
 
 class _Reader:
-    """Queries of one database, each read in a read-only transaction of its own."""
+    """Queries of one database, each read on its own (`Database.read`)."""
 
     def __init__(self, database: Database) -> None:
         self.database = database

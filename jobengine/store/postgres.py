@@ -218,12 +218,11 @@ class PostgresDatabase(Database):
         return int(plan["Shared Hit Blocks"]) + int(plan["Shared Read Blocks"])
 
     def vacuum_state(self, table: str) -> str:
-        with self.transaction(write=False) as transaction:
-            [row] = transaction.execute(
-                "SELECT current_setting('autovacuum') AS server, (SELECT reloptions"
-                " FROM pg_catalog.pg_class WHERE oid = to_regclass(?)) AS options",
-                (table,),
-            )
+        [row] = self.read(
+            "SELECT current_setting('autovacuum') AS server, (SELECT reloptions"
+            " FROM pg_catalog.pg_class WHERE oid = to_regclass(?)) AS options",
+            (table,),
+        )
         if row["server"] != "on":
             return "off (the server's setting)"
         if "autovacuum_enabled=false" in (row["options"] or []):
@@ -231,9 +230,7 @@ class PostgresDatabase(Database):
         return "on"
 
     def server_version(self) -> str:
-        with self.transaction(write=False) as transaction:
-            rows = transaction.execute("SELECT version() AS version")
-        return str(rows[0]["version"])
+        return str(self.read("SELECT version() AS version")[0]["version"])
 
     def has_table(self, transaction: Transaction, name: str) -> bool:
         # A catalog query, not to_regclass(): after waiting for the migration lock, to_regclass
