@@ -11,6 +11,7 @@ from pathlib import Path
 from jobengine.context import JobContext
 from jobengine.engine import Engine
 from jobengine.errors import ConfigurationError
+from jobengine.interrupts import SignalEvent
 from jobengine.settings import Settings
 from jobengine.web import DashboardServer, WebConfig
 from jobengine.web.config import DEFAULT_PORT
@@ -147,7 +148,7 @@ class Demo:
 def main(folder: Path = FOLDER, port: int = DEFAULT_PORT, run_for: float | None = None) -> int:
     """Run the demo until Ctrl-C or SIGTERM (or for `run_for` seconds, for a test). Both
     signals are handled even where they were ignored (a demo started in a shell's background)."""
-    stopped = threading.Event()
+    stopped = SignalEvent()  # set by the signal handlers
     previous = {
         number: signal.signal(number, lambda *_: stopped.set())
         for number in (signal.SIGINT, signal.SIGTERM)

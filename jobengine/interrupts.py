@@ -1,4 +1,5 @@
-"""Where the cancel exception may land in a job's thread: anywhere but inside engine code."""
+"""Where the cancel exception may land in a job's thread: anywhere but inside engine code; and
+the one event a signal handler may set, wherever it interrupts its thread."""
 
 from __future__ import annotations
 
@@ -13,6 +14,18 @@ class JobCanceled(BaseException):
 
     It derives from BaseException so that `except Exception:` in job code does not swallow it.
     """
+
+
+class SignalEvent(threading.Event):
+    """A threading.Event that a signal handler may set. The handler runs in the main thread
+    between two of its steps, possibly while that thread holds the Event's lock for a moment
+    (inside `wait` or `clear`); on threading.Event's plain lock, `set` would then wait for its
+    own thread forever and the process could no longer be stopped. Here the lock is reentrant.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cond = threading.Condition(threading.RLock())
 
 
 class _Shield:

@@ -18,6 +18,7 @@ from jobengine.engine import Engine
 from jobengine.errors import DatabaseUnavailable, JobEngineError
 from jobengine.executors import Executor, ProcessExecutor, Running, ThreadExecutor
 from jobengine.heartbeat import Heartbeat
+from jobengine.interrupts import SignalEvent
 from jobengine.joblog import JobLog, LogWriter
 from jobengine.ladder import Ladder
 from jobengine.loglines import log_lines
@@ -63,9 +64,9 @@ class Worker:
         # cost a tenth of the recorder's time at full load).
         self.recorded = threading.Condition(self.lock)
         self.claiming = threading.Lock()  # one claim at a time: the loop's, recorder's, listener's
-        self.wake = threading.Event()
-        self.stopping = threading.Event()
-        self.stop_waiting = threading.Event()  # a second stop: do not wait for running jobs
+        # Set by stop(), which the command line calls from its signal handlers.
+        self.wake, self.stopping = SignalEvent(), SignalEvent()
+        self.stop_waiting = SignalEvent()  # a second stop: do not wait for running jobs
         self.cancel_notice = threading.Event()
         self.recording_done = threading.Event()
         self.draining = False

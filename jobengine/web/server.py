@@ -11,6 +11,7 @@ import uvicorn
 
 from jobengine.engine import Engine
 from jobengine.errors import ConfigurationError
+from jobengine.interrupts import SignalEvent
 from jobengine.web.app import create_app
 from jobengine.web.config import WebConfig
 
@@ -70,7 +71,7 @@ class DashboardServer:
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM, then stop cleanly (call from the main thread)."""
-        stopped = threading.Event()
+        stopped = SignalEvent()  # set by the signal handlers
         signals = (signal.SIGINT, signal.SIGTERM)
         previous = {number: signal.signal(number, lambda *_: stopped.set()) for number in signals}
         try:
