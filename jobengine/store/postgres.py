@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from threading import Event
@@ -54,6 +55,40 @@ def _check_url(url: str) -> None:
                 f"database URL {describe(url)!r}: port {port!r} is not a number from 1 to "
                 "65535; write it as postgresql://user:password@host:5432/database"
             )
+
+
+def cut_off(url: str) -> bool:
+    """Whether this host may be cut off from the server at `url` alone. A server that refuses
+    (stopped, starting, shutting down) refuses every host, and one that answers is back. A
+    server that takes the connection but answers late (starting up on a busy machine) is late
+    for every host too; only a host that cannot open a TCP connection to it at all may be the
+    one cut off (a unix socket: as a timeout says)."""
+    try:
+        psycopg.connect(url, connect_timeout=1).close()
+    except psycopg.OperationalError as error:
+        text = str(error).lower()
+        if any(words in text for words in SERVER_REFUSES):
+            return False
+        return getattr(error, "sqlstate", None) not in SERVER_DOWN_STATES and not _port_opens(url)
+    return False
+
+
+def _port_opens(url: str) -> bool:
+    """Whether a TCP connection to one of the URL's hosts opens within a second."""
+    parameters = psycopg.conninfo.conninfo_to_dict(url)
+    hosts = str(parameters.get("host") or "").split(",")
+    ports = str(parameters.get("port") or "5432").split(",")
+    if len(ports) == 1:  # one port for every host
+        ports *= len(hosts)
+    for host, port in zip(hosts, ports, strict=False):
+        if not host or host.startswith("/"):
+            continue
+        try:
+            socket.create_connection((host, int(port)), timeout=1).close()
+        except (OSError, ValueError):
+            continue
+        return True
+    return False
 
 
 class PostgresDatabase(Database):
@@ -192,15 +227,7 @@ class PostgresDatabase(Database):
         return min(readings)[1]
 
     def isolated(self) -> bool:
-        """A timeout or an unreachable network may be this host's alone; a server that refuses
-        (stopped, starting, shutting down) refuses every host, and one that answers is back."""
-        try:
-            psycopg.connect(self.url, connect_timeout=1).close()
-        except psycopg.OperationalError as error:
-            text = str(error).lower()
-            refused = any(words in text for words in SERVER_REFUSES)
-            return not (refused or getattr(error, "sqlstate", None) in SERVER_DOWN_STATES)
-        return False
+        return cut_off(self.url)
 
     def shorten_waits(self, seconds: float) -> None:
         self.pool.timeout = seconds
