@@ -60,8 +60,8 @@ class Worker:
         )
         self.running: dict[int, Running] = {}
         self.lock = threading.Lock()
-        # Notified when a recorded job leaves `running` (one for all jobs: an Event per job
-        # cost a tenth of the recorder's time at full load).
+        # Notified, outside run(), when a recorded job leaves `running`, for run_once (one for
+        # all jobs: an Event per job cost a tenth of the recorder's time at full load).
         self.recorded = threading.Condition(self.lock)
         self.claiming = threading.Lock()  # one claim at a time: the loop's, recorder's, listener's
         # Set by stop(), which the command line calls from its signal handlers.
@@ -197,7 +197,8 @@ class Worker:
         job = running.job
         with self.lock:
             self.running.pop(job.id, None)
-            self.recorded.notify_all()
+            if self.recorder.refill is None:  # no recorder thread: run_once may be waiting
+                self.recorded.notify_all()
         if self.recorder.refill is None or self.draining:
             self.wake.set()  # capacity is free: claim now (a running worker's recorder does)
 
