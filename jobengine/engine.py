@@ -78,13 +78,17 @@ class Engine:
                 self._store = None
 
     @overload
-    def job(self, function: F) -> F: ...
+    def job(self, function: F, **options: Any) -> F: ...
     @overload
-    def job(self, function: None = None, **options: Any) -> Callable[[F], F]: ...
+    def job(self, function: str | None = None, **options: Any) -> Callable[[F], F]: ...
 
-    def job(self, function: F | None = None, **options: Any) -> F | Callable[[F], F]:
-        """Register a job type: `@engine.job` or `@engine.job(name=..., queue=..., timeout=...)`."""
-
+    def job(self, function: F | str | None = None, **options: Any) -> F | Callable[[F], F]:
+        """Register a job type: `@engine.job`, `@engine.job("name")` or
+        `@engine.job(name=..., queue=..., timeout=...)`."""
+        if isinstance(function, str):
+            if "name" in options:
+                raise ConfigurationError("@engine.job got two names; pass the name once")
+            function, options = None, {**options, "name": function}
         unknown = sorted(set(options) - JOB_OPTIONS - {"name"})
         if unknown:
             raise ConfigurationError(
@@ -93,6 +97,11 @@ class Engine:
             )
 
         def register(target: F) -> F:
+            if not callable(target):
+                raise ConfigurationError(
+                    f"@engine.job registers a function, not a {type(target).__name__}; "
+                    "put it above a def, or pass the function"
+                )
             name = options.get("name") or target.__name__
             settings = {key: value for key, value in options.items() if key != "name"}
             self.registry.add(JobType(name=name, function=target, **settings))

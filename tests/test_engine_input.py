@@ -118,7 +118,20 @@ def test_registering_bad_job_types_is_refused(engine: Engine) -> None:
         engine.job(name="z", timeout=-1)(other)
     with pytest.raises(ConfigurationError, match="unknown option 'retries'"):
         engine.job(name="w", retries=3)(other)
+    with pytest.raises(ConfigurationError, match="two names"):
+        engine.job("v", name="u")(other)
+    with pytest.raises(ConfigurationError, match="registers a function, not a int"):
+        engine.job(name="t")(5)  # type: ignore[type-var]
     assert engine.registry.names() == ["add", "greet"]
+
+
+def test_a_job_type_may_be_named_by_the_decorator_argument(engine: Engine) -> None:
+    @engine.job("triple", max_attempts=2)
+    def anything(a: int) -> int:
+        return 3 * a
+
+    job_type = engine.registry.get("triple")
+    assert (job_type.function, job_type.max_attempts) == (anything, 2)
 
 
 # -- database URLs -------------------------------------------------------------------------------
