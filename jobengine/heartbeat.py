@@ -44,8 +44,12 @@ class Heartbeat:
         self.next_probe = 0.0
 
     def register(self) -> None:
-        """Write the worker's row, then recover what earlier workers of this host left."""
-        now, host, settings = self.clock.now(), socket.gethostname(), self.settings
+        """Recover what earlier workers of this host left, then write the worker's row: once
+        the row is there, the start-up's recovery is done (a process that ends later is the
+        live workers' to reap, after `dead_after`)."""
+        host, settings = socket.gethostname(), self.settings
+        self.reaper.recover_earlier_workers(host, self.id)
+        now = self.clock.now()
         self.store.workers.register(
             WorkerRecord(
                 self.id,
@@ -66,7 +70,6 @@ class Heartbeat:
         log.info(message, self.id, queues, settings.concurrency)
         self.steadiness.worked()
         self.last_beat = time.monotonic()
-        self.reaper.recover_earlier_workers(host, self.id)
 
     def beat(
         self, draining: bool, held: Collection[int] | None = None, force: bool = False
