@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from jobengine import limits
 from jobengine.cron import MISSED_POLICIES, SKIP, Recurrence
 from jobengine.errors import ConfigurationError, InvalidSchedule
 from jobengine.store.schedules import Schedule
@@ -104,6 +105,7 @@ def _window(name: str, value: Any) -> float:
 def _priority(name: str, value: Any) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"schedule {name!r}: priority={value!r} must be an integer")
-    return value
+    try:
+        return limits.priority(value)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"schedule {name!r}: {error}") from None

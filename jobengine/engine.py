@@ -10,7 +10,7 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from jobengine import submission
+from jobengine import limits, submission
 from jobengine.clock import Clock, DatabaseClock
 from jobengine.errors import (
     ConfigurationError,
@@ -47,7 +47,7 @@ class Engine:
         self.url = url or os.environ.get(URL_VARIABLE) or DEFAULT_URL
         self.clock: Clock = clock or DatabaseClock(lambda: self.store.database.clock_offset())
         self.registry = Registry()
-        self.pool_size = pool_size
+        self.pool_size = limits.whole("pool_size", pool_size, 1, 1000)
         self._store: Store | None = None
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
@@ -102,7 +102,11 @@ class Engine:
                     f"@engine.job registers a function, not a {type(target).__name__}; "
                     "put it above a def, or pass the function"
                 )
-            name = options.get("name") or target.__name__
+            name = options.get("name") or getattr(target, "__name__", None)
+            if name is None:
+                raise ConfigurationError(
+                    f"{target!r} has no __name__ to name its job type; pass name=..."
+                )
             settings = {key: value for key, value in options.items() if key != "name"}
             self.registry.add(JobType(name=name, function=target, **settings))
             return target
@@ -114,6 +118,11 @@ class Engine:
 
         `@engine.recurring("*/5 * * * *", tz="Europe/Berlin")` or `@engine.recurring(every=...)`.
         """
+        if callable(expression):
+            raise ConfigurationError(
+                "@engine.recurring needs its timing: @engine.recurring('*/5 * * * *') or "
+                "@engine.recurring(every=...)"
+            )
 
         def register(target: F) -> F:
             if target.__name__ not in self.registry:
@@ -158,9 +167,12 @@ class Engine:
     ) -> int:
         """Validate and insert a PENDING job; return its id. Nothing is written on bad input."""
         options = submission.Options(run_at, delay, priority, queue, parent, timeout, max_attempts)
+        job_type = self.registry.get(type)
+        if arguments is not None and not isinstance(arguments, dict):
+            job_type.encode_arguments(arguments)  # raises, naming what it got instead of a dict
         values = {**(arguments or {}), **kwargs}
-        new_job = submission.new_job(self.registry.get(type), options, values, self.clock.now)
-        return self._insert_new(new_job, actor, connection)
+        new_job = submission.new_job(job_type, options, values, self.clock.now)
+        return self._insert_new(new_job, limits.actor(actor), connection)
 
     def submit_many(
         self,
@@ -184,12 +196,11 @@ class Engine:
         job_type = self.registry.get(type)
         template = submission.new_job(job_type, options, None, self.clock.now)
         shared = vars(template)  # NewJob(...) per job: dataclasses.replace costs five times more
-        new_jobs = [
-            NewJob(**{**shared, "args": job_type.encode_arguments(values)}) for values in arguments
-        ]
+        encoded = submission.many_arguments(job_type, arguments)
+        new_jobs = [NewJob(**{**shared, "args": text}) for text in encoded]
         if not new_jobs:
             return []
-        ids = self.insert_many(new_jobs, actor, connection=connection)
+        ids = self.insert_many(new_jobs, limits.actor(actor), connection=connection)
         return [job_id for job_id in ids if job_id is not None]
 
     def insert(
@@ -248,7 +259,7 @@ class Engine:
     # -- observing and steering -----------------------------------------------------------------
 
     def get(self, job_id: int) -> Job:
-        job = self.store.jobs.get(submission.whole("job id", job_id))
+        job = self.store.jobs.get(limits.whole("job id", job_id))
         if job is None:
             raise JobNotFound(f"no job has id {job_id}; list jobs with `jobengine jobs`")
         return job
@@ -263,7 +274,7 @@ class Engine:
     ) -> Jobs:
         """Jobs newest first; pass the last id of a page as `after` to get the next page."""
         statuses = [status] if isinstance(status, str) else list(status or [])
-        if submission.whole("limit", limit) < 0:
+        if limits.whole("limit", limit) < 0:
             raise ConfigurationError(f"limit must be 0 or more, not {limit}")
         return self.store.jobs.find(
             [parse_status(value) for value in statuses], type, queue, limit, after
@@ -274,12 +285,17 @@ class Engine:
         return self.store.jobs.events(job_id)
 
     def log(self, job_id: int, after: int = 0) -> LogLines:
-        return self.store.logs.read(
-            submission.whole("job id", job_id), after=submission.whole("after", after)
+        """The job's log lines after line `after`; JobNotFound if there is no such job."""
+        lines = self.store.logs.read(
+            limits.whole("job id", job_id), after=limits.whole("after", after)
         )
+        if not lines:
+            self.get(job_id)  # raises JobNotFound: no lines is not the same as no job
+        return lines
 
     def cancel(self, job_id: int, actor: str = "api", reason: str | None = None) -> Status:
         """Cancel a job: PENDING or QUEUED end CANCELED at once, RUNNING moves to TO_CANCEL."""
+        limits.actor(actor)
         for _ in range(10):
             job = self.get(job_id)
             if job.status is Status.TO_CANCEL:

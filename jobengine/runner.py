@@ -11,7 +11,7 @@ from jobengine import joblog
 from jobengine.context import JobCanceled, JobContext, set_current
 from jobengine.joblog import JobLog
 from jobengine.model import OUTCOMES, Status
-from jobengine.registry import JobType
+from jobengine.registry import JobType, json_problem
 
 STATUS_NAMES = {status.value for status in OUTCOMES}
 
@@ -46,9 +46,15 @@ def interpret(value: Any) -> Outcome:
         errors = value[2] if len(value) > 2 else None
         return Outcome(Status(str(value[0]).upper()), _text(output), _text(errors))
     try:
-        return Outcome(Status.SUCCESS, result_json=json.dumps(value, allow_nan=False))
-    except (TypeError, ValueError) as error:
-        return Outcome(Status.FAILURE, errors=f"the job returned a value that is not JSON: {error}")
+        text = json.dumps(value, allow_nan=False)
+        # a surrogate's escape: read it back to tell a pair (fine) from a lone one (no UTF-8)
+        problem = json_problem(json.loads(text)) if "\\ud" in text else ""
+    except (TypeError, ValueError, RecursionError) as error:
+        problem = str(error) or "nested too deep"
+    if problem:
+        errors = f"the job returned a value that is not JSON: {problem}"
+        return Outcome(Status.FAILURE, errors=errors)
+    return Outcome(Status.SUCCESS, result_json=text)
 
 
 def _text(value: Any) -> str | None:

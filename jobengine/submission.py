@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobengine.errors import ConfigurationError, shown
+from jobengine.errors import ConfigurationError, InvalidArguments
+from jobengine.limits import attempts, number, priority, queue_name, timeout, whole
 from jobengine.model import NewJob
 from jobengine.registry import JobType
 
-WHOLE_MIN, WHOLE_MAX = -(2**63), 2**63 - 1  # what an integer column holds on every backend
-LONGEST_TIMEOUT = 36_500 * 86_400.0  # 100 years
 LATEST_TIME = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC, the last moment a date can show
 
 
@@ -38,17 +37,32 @@ def new_job(
     return NewJob(
         type=job_type.name,
         args="{}" if values is None else job_type.encode_arguments(values),
-        queue=options.queue or job_type.queue,
-        priority=job_type.priority
-        if options.priority is None
-        else whole("priority", options.priority),
+        queue=job_type.queue if options.queue is None else queue_name(options.queue),
+        priority=job_type.priority if options.priority is None else priority(options.priority),
         run_at=run_at(options.run_at, options.delay, now),
         max_attempts=job_type.max_attempts
         if options.max_attempts is None
         else attempts(options.max_attempts),
         timeout=job_type.timeout if options.timeout is None else timeout(options.timeout),
-        parent=options.parent,
+        parent=None if options.parent is None else whole("parent", options.parent, 1),
     )
+
+
+def many_arguments(job_type: JobType, arguments: Any) -> list[str]:
+    """Each dict of `arguments` (a list or another iterable of dicts) as checked JSON; an
+    error names the item it found wrong."""
+    if isinstance(arguments, dict | str | bytes) or not hasattr(arguments, "__iter__"):
+        raise InvalidArguments(
+            f"submit_many takes a list of argument dicts, one per job, not a "
+            f"{type(arguments).__name__}"
+        )
+    encoded = []
+    for index, values in enumerate(arguments):
+        try:
+            encoded.append(job_type.encode_arguments(values))
+        except InvalidArguments as error:
+            raise InvalidArguments(f"submit_many, item {index}: {error}") from None
+    return encoded
 
 
 def run_at(
@@ -70,43 +84,6 @@ def run_at(
     else:
         due = now() + number("delay", delay or 0, "a number of seconds")
     return in_time_range(due)
-
-
-def whole(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigurationError(f"{name} must be a whole number, not {shown(value)}")
-    if not WHOLE_MIN <= value <= WHOLE_MAX:
-        raise ConfigurationError(
-            f"{name}={shown(value)} does not fit a 64-bit integer; "
-            f"use a whole number from {WHOLE_MIN} to {WHOLE_MAX}"
-        )
-    return int(value)
-
-
-def attempts(value: Any) -> int:
-    if whole("max_attempts", value) < 1:
-        raise ConfigurationError(f"max_attempts must be 1 or more, not {value!r}")
-    return int(value)
-
-
-def number(name: str, value: Any, what: str) -> float:
-    """An int or float as a float (inf for an int beyond any float), or ConfigurationError."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigurationError(f"{name} must be {what}, not {shown(value)}")
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf
-
-
-def timeout(value: Any) -> float:
-    seconds = number("timeout", value, "a number of seconds")
-    if not 0 < seconds <= LONGEST_TIMEOUT:
-        raise ConfigurationError(
-            f"timeout must be a positive number of seconds, at most {LONGEST_TIMEOUT:.0f} "
-            f"(100 years), not {shown(value)}"
-        )
-    return seconds
 
 
 def in_time_range(moment: float) -> float:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import sqlite3
+import traceback
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from jobengine import (
     Engine,
     InvalidArguments,
     JobEngineError,
+    JobNotFound,
     UnknownJobType,
 )
 
@@ -25,6 +30,13 @@ from jobengine import (
 
 class Opaque:
     pass
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 BAD_ARGUMENTS: dict[str, tuple[type[Exception], str, str, dict[str, Any]]] = {
@@ -49,6 +61,10 @@ BAD_ARGUMENTS: dict[str, tuple[type[Exception], str, str, dict[str, Any]]] = {
         {"a": 1, "b": 2, "c": 3},
     ),
     "missing after ctx": (InvalidArguments, "greet", "do not fit job type 'greet'", {}),
+    "lone surrogate": (InvalidArguments, "add", "text that is not UTF-8", {"a": "\ud800", "b": 1}),
+    "surrogate key": (InvalidArguments, "add", "not UTF-8", {"a": {"\udfff": 1}, "b": 1}),
+    "deep": (InvalidArguments, "add", "nested deeper than 100 levels", {"a": nested(500), "b": 1}),
+    "deeper than JSON": (InvalidArguments, "add", "nested deeper", {"a": nested(5000), "b": 1}),
 }
 
 
@@ -76,6 +92,17 @@ def test_bad_input_is_refused_and_nothing_is_written(engine: Engine, case: str) 
         ({"max_attempts": 0}, "max_attempts must be 1 or more"),
         ({"priority": "high"}, "priority must be a whole number"),
         ({"parent": 999_999}, "no job has id 999999"),
+        ({"parent": 0}, "parent=0 does not fit"),
+        ({"priority": 2**31}, "priority=2147483648 does not fit a 32-bit integer"),
+        ({"max_attempts": 2**40}, "does not fit a 32-bit integer"),
+        ({"queue": ""}, "queue must be non-empty text"),
+        ({"queue": 5}, "queue must be non-empty text, not 5"),
+        ({"queue": "a,b"}, "has spaces at an end or one of ','"),
+        ({"queue": " a"}, "has spaces at an end"),
+        ({"queue": "a\x00"}, "control characters"),
+        ({"queue": "q" * 201}, "longer than 200 characters"),
+        ({"actor": None}, "actor must be non-empty text"),
+        ({"arguments": ["x"]}, "must be a dict of argument names to values, not list"),
     ],
     ids=str,
 )
@@ -86,6 +113,38 @@ def test_bad_options_are_refused_and_nothing_is_written(
     with pytest.raises(JobEngineError, match=message):
         engine.submit("add", a=1, b=2, **options)
     assert count_rows(engine.store) == rows_before
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"a": 1, "b": 2}, "takes a list of argument dicts, one per job, not a dict"),
+        (None, "not a NoneType"),
+        ([{"a": 1, "b": 2}, None], "item 1: arguments of job type 'add' must be a dict"),
+        ([{"a": 1, "b": 2}, {"a": 1}], "item 1: .* missing a required argument: 'b'"),
+    ],
+    ids=str,
+)
+def test_submit_many_names_the_bad_item_and_writes_nothing(
+    engine: Engine, arguments: Any, message: str
+) -> None:
+    rows_before = count_rows(engine.store)
+    with pytest.raises(InvalidArguments, match=message):
+        engine.submit_many("add", arguments)
+    assert count_rows(engine.store) == rows_before
+
+
+def test_an_actor_must_be_named_to_cancel(engine: Engine) -> None:
+    job_id = engine.submit("add", a=1, b=2)
+    with pytest.raises(ConfigurationError, match="actor must be non-empty text"):
+        engine.cancel(job_id, actor="")
+    assert engine.get(job_id).status.name == "PENDING"
+
+
+def test_the_log_of_a_job_that_does_not_exist_is_not_found(engine: Engine) -> None:
+    with pytest.raises(JobNotFound, match="999999"):
+        engine.log(999_999)
+    assert engine.log(engine.submit("add", a=1, b=2)) == []
 
 
 def test_list_refuses_a_negative_limit(engine: Engine) -> None:
@@ -123,6 +182,60 @@ def test_registering_bad_job_types_is_refused(engine: Engine) -> None:
     with pytest.raises(ConfigurationError, match="registers a function, not a int"):
         engine.job(name="t")(5)  # type: ignore[type-var]
     assert engine.registry.names() == ["add", "greet"]
+
+
+async def coroutine_job() -> None:
+    return None
+
+
+def generator_job() -> Iterator[int]:
+    yield 1
+
+
+@pytest.mark.parametrize(
+    ("function", "options", "message"),
+    [
+        (max, {"name": "m"}, "cannot read the parameters of <built-in function max>"),
+        (coroutine_job, {}, "async job functions are not supported"),
+        (generator_job, {}, "a generator function would return a generator"),
+        (functools.partial(max, 1), {}, "has no __name__ to name its job type; pass name="),
+        (abs, {"name": 5}, "a job type's name must be non-empty text, not 5"),
+        (abs, {"name": "p", "priority": "high"}, "job type 'p': priority must be a whole"),
+        (abs, {"name": "p", "priority": 2**31}, "does not fit a 32-bit integer"),
+        (abs, {"name": "a", "max_attempts": "3"}, "max_attempts must be a whole number"),
+        (abs, {"name": "a", "max_attempts": 2.5}, "max_attempts must be a whole number"),
+        (abs, {"name": "t", "timeout": "10"}, "timeout must be positive seconds"),
+        (abs, {"name": "t", "timeout": math.nan}, "timeout must be positive seconds"),
+        (abs, {"name": "t", "timeout": math.inf}, "timeout must be positive seconds"),
+        (abs, {"name": "q", "queue": None}, "job type 'q': queue must be non-empty text"),
+        (abs, {"name": "i", "idempotent": "no"}, "idempotent must be True or False"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_a_job_type_with_bad_options_is_refused_when_registered(
+    engine: Engine, function: Any, options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        engine.job(function, **options)
+    assert engine.registry.names() == ["add", "greet"]
+    with pytest.raises(UnknownJobType, match="known types: add, greet"):
+        engine.submit("nope")
+
+
+def test_recurring_without_its_timing_is_refused(engine: Engine) -> None:
+    with pytest.raises(ConfigurationError, match="needs its timing"):
+
+        @engine.recurring  # type: ignore[arg-type]
+        def housekeeping() -> None:
+            return None
+
+    assert "housekeeping" not in engine.registry
+
+
+def test_a_pool_size_must_be_a_whole_number_from_1(tmp_path: Path) -> None:
+    for size in (0, -1, "3"):
+        with pytest.raises(ConfigurationError, match="pool_size"):
+            Engine(f"sqlite:///{tmp_path / 'jobs.db'}", pool_size=size)  # type: ignore[arg-type]
 
 
 def test_a_job_type_may_be_named_by_the_decorator_argument(engine: Engine) -> None:
@@ -169,6 +282,21 @@ def test_a_malformed_url_never_shows_its_password() -> None:
         submit_to("postgresql://user:hunter2@[::1/test")
     assert "hunter2" not in str(caught.value)
     assert "user:***@" in str(caught.value)
+    assert "hunter2" not in printed_chain(caught.value)
+
+
+def printed_chain(error: BaseException) -> str:
+    """What an uncaught `error` prints of itself and the exceptions chained to it."""
+    return "".join(traceback.format_exception_only(error)) + "".join(
+        line for line in traceback.format_exception(error) if not line.startswith("  ")
+    )
+
+
+def test_an_unencoded_at_sign_in_a_password_is_named_without_showing_it() -> None:
+    with pytest.raises(ConfigurationError, match=r"has more than one '@'.*as %40") as caught:
+        submit_to("postgresql://postgres:S3cret@PW@127.0.0.1:5432/test")
+    assert "S3cret" not in printed_chain(caught.value)
+    assert "PW@" not in printed_chain(caught.value)
 
 
 def test_a_sqlite_file_in_a_missing_folder(tmp_path: Path) -> None:

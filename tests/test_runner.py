@@ -52,7 +52,13 @@ def test_return_values_decide_the_outcome(value: Any, expected: Outcome) -> None
     assert interpret(value) == expected
 
 
-@pytest.mark.parametrize("value", [object(), {1, 2}, float("nan"), {"when": b"bytes"}])
+def test_a_return_value_beyond_the_basic_plane_is_text() -> None:
+    assert interpret({"face": "\U0001f600"}).result_json == '{"face": "\\ud83d\\ude00"}'
+
+
+@pytest.mark.parametrize(
+    "value", [object(), {1, 2}, float("nan"), {"when": b"bytes"}, ["\ud800"], {"\udfff": 1}]
+)
 def test_a_return_value_that_is_not_json_is_a_failure(value: Any) -> None:
     outcome = interpret(value)
     assert outcome.status is Status.FAILURE

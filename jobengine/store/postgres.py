@@ -40,7 +40,13 @@ MIGRATION_LOCK = 7_364_111  # advisory lock key that serialises schema changes
 
 
 def _check_url(url: str) -> None:
-    """Raise ConfigurationError naming the fix when a PostgreSQL URL cannot be right."""
+    """Raise ConfigurationError naming the fix when a PostgreSQL URL cannot be right. (The
+    driver's own errors are not chained: they may quote the password.)"""
+    if "://" in url and url.split("://", 1)[1].split("?", 1)[0].count("@") > 1:
+        raise ConfigurationError(
+            f"database URL {describe(url)!r} has more than one '@': write an '@' inside the "
+            "user name or password as %40"
+        )
     try:
         parameters = psycopg.conninfo.conninfo_to_dict(url)
     except psycopg.ProgrammingError as error:
@@ -48,7 +54,7 @@ def _check_url(url: str) -> None:
         raise ConfigurationError(
             f"database URL {describe(url)!r} is malformed: {reason}; "
             "write it as postgresql://user:password@host:5432/database"
-        ) from error
+        ) from None
     for port in str(parameters.get("port") or "5432").split(","):
         if not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigurationError(
@@ -148,7 +154,7 @@ class PostgresDatabase(Database):
             raise DatabaseUnavailable(
                 f"cannot connect to PostgreSQL at {describe(self.url)!r}: {reason}; "
                 "check that the server is running and the URL's host, port, user and database"
-            ) from error
+            ) from None
 
     @contextlib.contextmanager
     def connection(self) -> Iterator[Any]:

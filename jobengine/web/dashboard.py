@@ -109,7 +109,8 @@ class Dashboard:
             now=self.engine.clock.now(),
             **values,
         )
-        return HTMLResponse(page, status_code)
+        # text from a job is escaped, and a lone surrogate (no UTF-8 has one) written \udXXX
+        return HTMLResponse(page.encode("utf-8", "backslashreplace"), status_code)
 
     def page(self, request: Request, name: str, **values: Any) -> HTMLResponse:
         """The whole page, or only its live region when htmx asks (a refresh, a filter)."""

@@ -72,7 +72,7 @@ class JsonResponse(JSONResponse):
             text = json.dumps(content, ensure_ascii=False, allow_nan=False, default=str)
         except ValueError:
             text = json.dumps(finite(content), ensure_ascii=False, allow_nan=False, default=str)
-        return text.encode("utf-8")
+        return text.encode("utf-8", "backslashreplace")  # a lone surrogate from another writer
 
 
 def error_response(request: Request, status: int, message: str) -> Response:

@@ -71,7 +71,7 @@ class Sessions:
         if len(parts) != 4 or not parts[2].isdigit() or parts[1] not in ("0", "1"):
             return None
         text = ".".join(parts[:3])
-        if not hmac.compare_digest(parts[3], self._signature(text)):
+        if not hmac.compare_digest(parts[3].encode(), self._signature(text).encode()):
             return None
         session = Session(parts[0], parts[1] == "1", int(parts[2]))
         if time.time() - session.issued > self.config.session_hours * 3600:
@@ -90,10 +90,11 @@ class Sessions:
         if self.config.password is None:
             return False
         expected = hashlib.sha256(self.config.password.encode()).digest()
-        return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), expected)
+        offered = hashlib.sha256(given.encode(errors="replace")).digest()
+        return hmac.compare_digest(offered, expected)
 
     def token_matches(self, given: str) -> bool:
-        offered = hashlib.sha256(given.encode()).digest()
+        offered = hashlib.sha256(given.encode(errors="replace")).digest()
         matches = [
             hmac.compare_digest(offered, hashlib.sha256(token.encode()).digest())
             for token in self.config.tokens
@@ -124,7 +125,8 @@ def check_csrf(request: Request, sessions: Sessions, submitted: str | None) -> N
     if principal_of(request) == TOKEN:
         return
     offered = submitted or request.headers.get(CSRF_HEADER) or ""
-    if not hmac.compare_digest(offered, sessions.csrf_token(session_of(request))):
+    expected = sessions.csrf_token(session_of(request)).encode()
+    if not hmac.compare_digest(offered.encode(errors="replace"), expected):  # any text
         raise HTTPException(
             403,
             "missing or wrong CSRF token: reload the page and try again"

@@ -119,7 +119,8 @@ def test_the_api_refuses_what_no_column_or_calendar_holds(reader: Engine) -> Non
     reader.store  # noqa: B018 - create the schema, so that "nothing stored" is measurable
     before = stored(reader)
     bad_submits: list[tuple[dict[str, Any], str]] = [
-        ({"priority": 2**63}, "does not fit a 64-bit integer"),
+        ({"priority": 2**63}, "does not fit a 32-bit integer"),  # INTEGER on PostgreSQL
+        ({"priority": 2**31}, "does not fit a 32-bit integer"),
         ({"priority": 10**5000}, "more than 4300 digits"),
         ({"run_at": datetime(1, 1, 1, tzinfo=UTC)}, "before 1970-01-01 or after 9999-12-31"),
         ({"run_at": 10**400}, "run_at must be a finite time"),
@@ -127,7 +128,7 @@ def test_the_api_refuses_what_no_column_or_calendar_holds(reader: Engine) -> Non
         ({"delay": timedelta(days=999_999_999)}, "after 9999-12-31"),
         ({"timeout": 10**400}, "timeout must be a positive number of seconds, at most"),
         ({"timeout": math.inf}, "timeout must be a positive number of seconds"),
-        ({"max_attempts": 2**64}, "does not fit a 64-bit integer"),
+        ({"max_attempts": 2**64}, "does not fit a 32-bit integer"),
     ]
     for options, message in bad_submits:
         with pytest.raises(ConfigurationError, match=message):

@@ -287,6 +287,33 @@ def test_a_change_without_csrf_token_is_refused(client: TestClient, web_engine: 
     assert state(web_engine) == before
 
 
+def test_a_csrf_token_that_is_not_ascii_is_refused_not_a_crash(
+    client: TestClient, web_engine: Engine
+) -> None:
+    job_id = web_engine.submit("greet", name="x")
+    foreign = {"x-csrf-token": "ü".encode()}  # a header's bytes, read by the server as Latin-1
+    assert "CSRF" in error_of(client.post(f"/api/jobs/{job_id}/cancel", headers=foreign), 403)
+    assert web_engine.get(job_id).status is Status.PENDING
+
+
+def test_a_lone_surrogate_written_by_another_program_is_shown_not_a_crash(
+    client: TestClient, web_engine: Engine
+) -> None:
+    job_id = web_engine.submit("greet", name="x")
+    with web_engine.store.database.transaction() as transaction:  # JSON that no UTF-8 can hold
+        transaction.execute(
+            "UPDATE jobs SET args = ?, result = ? WHERE id = ?",
+            ('{"name": "\\ud800"}', '"\\udfff"', job_id),
+        )
+    listed = client.get("/api/jobs")
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["jobs"][0]["arguments"] == {"name": "\ud800"}
+    for path in (f"/api/jobs/{job_id}", "/jobs", f"/jobs/{job_id}"):
+        response = client.get(path)
+        assert response.status_code == 200, (path, response.text)
+    assert "\\ud800" in client.get(f"/jobs/{job_id}").text
+
+
 def test_with_auth_on_a_token_is_required(secured: TestClient, web_engine: Engine) -> None:
     job_id = web_engine.submit("greet", name="x")
     assert "Bearer" in error_of(secured.get("/api/jobs"), 401)
