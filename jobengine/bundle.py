@@ -62,6 +62,7 @@ DESCRIPTIONS = {
     "schedules.json": "the recurring schedules with their last run and next fire times",
     "versions.json": "versions of jobengine, Python, the operating system and the database",
     "configuration.json": "the engine's settings, job types and JOBENGINE_* environment",
+    "unreadable.txt": "why some of the above could not be read (the database was not reached)",
 }
 
 
@@ -115,13 +116,22 @@ def build(engine: Engine, options: BundleOptions | None = None) -> bytes:
     report = engine.doctor(options.dead_after, options.job_url)
     files["doctor.txt"] = report.text() + "\n"
     files["doctor.json"] = redactor.data(report.to_dict())
-    files |= _workers(engine, options, redactor)
     files["processes.json"] = redactor.data(engine_processes())
     files |= _engine_log(options.log_file)
-    files |= _jobs(engine, options, redactor)
-    files["schedules.json"] = redactor.data(_schedules(engine))
     files["versions.json"] = redactor.data(versions(engine))
     files["configuration.json"] = redactor.data(configuration(engine, options))
+    unread = []  # a bundle is wanted most when the database is down: the rest still goes in
+    for gather in (
+        lambda: _workers(engine, options, redactor),
+        lambda: _jobs(engine, options, redactor),
+        lambda: {"schedules.json": redactor.data(_schedules(engine))},
+    ):
+        try:
+            files |= gather()
+        except JobEngineError as error:
+            unread.append(str(error))
+    if unread:
+        files["unreadable.txt"] = "".join(f"{reason}\n" for reason in dict.fromkeys(unread))
     files["README.txt"] = _readme(engine, files)
     return pack({name: redactor.text(text) for name, text in files.items()})
 
@@ -265,18 +275,21 @@ def _schedules(engine: Engine) -> list[dict[str, Any]]:
 
 
 def versions(engine: Engine) -> dict[str, Any]:
-    database = engine.store.database
-    return {
+    found: dict[str, Any] = {
         "jobengine": _version("jobengine"),
         "python": sys.version,
         "platform": platform.platform(),
-        "database": database.server_version(),
-        "dialect": database.dialect,
-        "schema": migrations.applied_versions(database),
         "psycopg": _version("psycopg"),
         "sqlite_library": sqlite3.sqlite_version,
         "psutil": _version("psutil"),
     }
+    try:
+        database = engine.store.database
+        found["database"], found["dialect"] = database.server_version(), database.dialect
+        found["schema"] = migrations.applied_versions(database)
+    except JobEngineError as error:
+        found["database"] = f"not reached: {error}"
+    return found
 
 
 def _version(package: str) -> str | None:

@@ -4,6 +4,7 @@ secret in any of its files."""
 from __future__ import annotations
 
 import json
+import socket
 import tarfile
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -163,6 +164,25 @@ def test_a_bundle_names_the_jobs_it_could_not_find(tmp_path: Path, database_url:
 
     assert result.exit_code == 0, result.output
     assert read_bundle(output)["jobs/missing.txt"] == "no job has id 4242\n"
+
+
+def test_a_bundle_is_written_when_the_database_is_down(tmp_path: Path) -> None:
+    output = tmp_path / "bundle.tar.gz"
+    with socket.socket() as closed:  # a port nothing listens on: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    down = f"postgresql://postgres:{quote(IN_URL, safe='')}@127.0.0.1:{port}/test"
+
+    result = cli(down, "support-bundle", "-o", str(output))
+
+    assert result.exit_code == 0, result.output
+    files = read_bundle(output)
+    assert {"doctor.txt", "versions.json", "configuration.json", "processes.json"} <= set(files)
+    assert "FAIL  database: cannot use postgresql://postgres:***@" in files["doctor.txt"]
+    assert "Connection refused" in files["unreadable.txt"]
+    assert json.loads(files["versions.json"])["database"].startswith("not reached: cannot")
+    assert "unreadable.txt" in files["README.txt"]
+    assert not any(IN_URL in text or quote(IN_URL, safe="") in text for text in files.values())
 
 
 def test_a_bundle_that_cannot_be_written_is_one_clear_line(database_url: str) -> None:
