@@ -12,7 +12,7 @@ import sqlite3
 import sys
 import tarfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -121,11 +121,12 @@ def build(engine: Engine, options: BundleOptions | None = None) -> bytes:
     files["versions.json"] = redactor.data(versions(engine))
     files["configuration.json"] = redactor.data(configuration(engine, options))
     unread = []  # a bundle is wanted most when the database is down: the rest still goes in
-    for gather in (
+    gatherers: list[Callable[[], Files]] = [
         lambda: _workers(engine, options, redactor),
         lambda: _jobs(engine, options, redactor),
         lambda: {"schedules.json": redactor.data(_schedules(engine))},
-    ):
+    ]
+    for gather in gatherers:
         try:
             files |= gather()
         except JobEngineError as error:
