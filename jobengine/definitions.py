@@ -38,10 +38,10 @@ def check_definition(
     The arguments are checked to be a dict here; whether they fit the job type is the
     scheduler's check (it knows the registry).
     """
-    if not isinstance(name, str) or not name.strip() or name != name.strip():
-        raise InvalidSchedule(
-            f"schedule name {name!r} must be non-empty text without surrounding spaces"
-        )
+    try:  # '/' would cut the dashboard's and the API's addresses of the schedule in two
+        limits.name("schedule name", name, "name it like 'nightly-cleanup'", forbidden="/")
+    except ConfigurationError as error:
+        raise InvalidSchedule(str(error)) from None
     unknown = set(options) - OPTIONS - {"enabled"}
     if unknown:
         raise InvalidSchedule(
@@ -108,4 +108,4 @@ def _priority(name: str, value: Any) -> int | None:
     try:
         return limits.priority(value)
     except ConfigurationError as error:
-        raise ConfigurationError(f"schedule {name!r}: {error}") from None
+        raise InvalidSchedule(f"schedule {name!r}: {error}") from None

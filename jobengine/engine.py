@@ -276,6 +276,10 @@ class Engine:
         statuses = [status] if isinstance(status, str) else list(status or [])
         if limits.whole("limit", limit) < 0:
             raise ConfigurationError(f"limit must be 0 or more, not {limit}")
+        for name, value in (("type", type), ("queue", queue)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigurationError(f"{name} must be text, not {value!r}")
+        after = None if after is None else limits.whole("after", after)
         return self.store.jobs.find(
             [parse_status(value) for value in statuses], type, queue, limit, after
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
+from jobengine import limits
 from jobengine.clock import Clock, utc_text
 from jobengine.cron import SKIP, Plan, Recurrence
 from jobengine.definitions import (
@@ -40,6 +41,7 @@ Ids = list[int]
 Runs = list[Run]
 DEFAULT_GRACE = 120.0
 ACTOR = "scheduler"
+MOST_SHOWN = 10_000  # fire times one call may list
 
 
 class Insert(Protocol):
@@ -204,7 +206,7 @@ class Scheduler:
 
     def next_fire_times(self, name: str, count: int = 10) -> Times:
         """The next `count` fire times (from the pending one if a run is overdue)."""
-        return self.upcoming(self.get(name), count)
+        return self.upcoming(self.get(name), limits.whole("count", count, 0, MOST_SHOWN))
 
     def upcoming(self, schedule: Schedule, count: int) -> Times:
         start = self.clock.now()
@@ -214,7 +216,7 @@ class Scheduler:
 
     def runs(self, name: str, limit: int = 10) -> Runs:
         self.get(name)
-        return self._store().schedules.runs(name, limit)
+        return self._store().schedules.runs(name, limits.whole("limit", limit, 0))
 
     def last_runs(self) -> dict[str, Run]:
         return self._store().schedules.last_runs()

@@ -153,6 +153,23 @@ def test_list_refuses_a_negative_limit(engine: Engine) -> None:
     assert engine.list(limit=0) == []
 
 
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"type": 5}, "type must be text, not 5"),
+        ({"queue": ["a"]}, "queue must be text"),
+        ({"after": "x"}, "after must be a whole number, not 'x'"),
+        ({"after": 2**70}, "after=1180591620717411303424 does not fit a 64-bit integer"),
+    ],
+    ids=str,
+)
+def test_list_refuses_filters_of_the_wrong_kind(
+    engine: Engine, filters: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=re.escape(message)):
+        engine.list(**filters)
+
+
 def test_refused_input_does_not_even_create_the_database(tmp_path: Path) -> None:
     engine = Engine(f"sqlite:///{tmp_path / 'untouched.db'}")
     engine.job(lambda a: a, name="echo")

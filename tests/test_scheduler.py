@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobengine import (
+    ConfigurationError,
     Engine,
     InvalidArguments,
     InvalidSchedule,
@@ -420,6 +421,35 @@ def test_bad_input_names_the_problem_and_stores_nothing(
         engine.schedules.add("bad", type, expression, **options)
     assert fragment in str(caught.value)
     assert count(engine, "schedules") == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "fragment"),
+    [
+        ("a/b", {}, "has spaces at an end or one of '/'"),
+        (" a", {}, "has spaces at an end"),
+        ("", {}, "schedule name must be non-empty text"),
+        ("x" * 201, {}, "longer than 200 characters"),
+        ("fine", {"priority": 2**31}, "schedule 'fine': priority=2147483648 does not fit"),
+    ],
+    ids=str,
+)
+def test_a_bad_name_or_priority_is_refused_and_stores_nothing(
+    engine: Engine, name: str, options: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(InvalidSchedule) as caught:
+        engine.schedules.add(name, "add", every=60, arguments={"a": 1, "b": 2}, **options)
+    assert fragment in str(caught.value)
+    assert count(engine, "schedules") == 0
+
+
+def test_listing_fire_times_and_runs_refuses_bad_counts(engine: Engine) -> None:
+    engine.schedules.add("counted", "add", every=60, arguments={"a": 1, "b": 2})
+    with pytest.raises(ConfigurationError, match="count=-1 does not fit"):
+        engine.schedules.next_fire_times("counted", -1)
+    with pytest.raises(ConfigurationError, match="limit must be a whole number, not 'x'"):
+        engine.schedules.runs("counted", "x")  # type: ignore[arg-type]
+    assert len(engine.schedules.next_fire_times("counted", 3)) == 3
 
 
 def test_a_bad_code_definition_fails_at_definition_time(engine: Engine) -> None:
