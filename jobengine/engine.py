@@ -103,9 +103,9 @@ class Engine:
                     "put it above a def, or pass the function"
                 )
             name = options.get("name") or getattr(target, "__name__", None)
-            if name is None:
+            if name is None or name == "<lambda>":
                 raise ConfigurationError(
-                    f"{target!r} has no __name__ to name its job type; pass name=..."
+                    f"{target!r} has no name of its own to name its job type; pass name=..."
                 )
             settings = {key: value for key, value in options.items() if key != "name"}
             self.registry.add(JobType(name=name, function=target, **settings))
@@ -125,10 +125,16 @@ class Engine:
             )
 
         def register(target: F) -> F:
-            if target.__name__ not in self.registry:
+            added = target.__name__ not in self.registry
+            if added:
                 self.job(target)
             name = options.pop("name", None) or target.__name__
-            self.schedules.define(name, target.__name__, expression, **options)
+            try:
+                self.schedules.define(name, target.__name__, expression, **options)
+            except JobEngineError:
+                if added:  # a refused schedule leaves nothing behind
+                    self.registry.remove(target.__name__)
+                raise
             return target
 
         return register

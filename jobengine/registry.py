@@ -186,6 +186,9 @@ class Registry:
             )
         self._types[job_type.name] = job_type
 
+    def remove(self, name: str) -> None:
+        self._types.pop(name, None)
+
     def get(self, name: str) -> JobType:
         try:
             return self._types[name]

@@ -458,6 +458,7 @@ def test_a_bad_code_definition_fails_at_definition_time(engine: Engine) -> None:
         @engine.recurring("99 * * * *")
         def broken() -> None: ...
 
+    assert "broken" not in engine.registry  # nor is its job type left registered
     with pytest.raises(InvalidSchedule, match="unknown time zone"):
         engine.schedule("broken", "add", "@daily", tz="Nowhere/Land", arguments={"a": 1, "b": 2})
     engine.schedules.sync()
