@@ -77,7 +77,11 @@ def _database_checks(engine: Engine) -> tuple[Store | None, list[Check]]:
         return None, [_reach_only(engine.url), Check("schema", FAIL, str(error), UPGRADE_FIX)]
     except JobEngineError as error:
         message = f"cannot use {mask_url(engine.url)}: {scrub(str(error), [engine.url])}"
-        fix = "check that the database server is running and the URL (--database-url)"
+        fix = (
+            "check the file's path and that it is a jobengine database (--database-url)"
+            if engine.url.startswith("sqlite")
+            else "check that the database server is running and the URL (--database-url)"
+        )
         return None, [Check("database", FAIL, message, fix)]
     reach = _round_trip(store.database.url, DiagnosisQueries(store.database))
     applied, missing = migrations.status(store.database)

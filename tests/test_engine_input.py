@@ -322,6 +322,11 @@ def test_a_sqlite_file_in_a_missing_folder(tmp_path: Path) -> None:
         submit_to(f"sqlite:///{tmp_path / 'missing' / 'jobs.db'}")
 
 
+def test_a_folder_named_as_the_database_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseUnavailable, match="the path is a folder: name a file in it"):
+        submit_to(f"sqlite:///{tmp_path}")
+
+
 def test_a_file_that_is_not_a_database(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not a database\n" * 100)

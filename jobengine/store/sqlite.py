@@ -29,6 +29,21 @@ AUTOCOMMIT_HELP = (
 )
 
 
+def why_unopened(path: str) -> str:
+    """What keeps SQLite from opening `path`, as far as the file system tells, with the fix."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        return "; the path is a folder: name a file in it, such as jobs.db"
+    if os.path.exists(path) and not os.access(path, os.R_OK | os.W_OK):
+        return "; the file is not readable and writable by this user: fix its permissions"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"; this user cannot write in the folder {folder!r} (permissions, or a read-only "
+            "file system), where SQLite keeps its write-ahead log: choose another folder"
+        )
+    return ""
+
+
 def sqlite_path(url: str) -> str:
     """The file path of a sqlite:/// URL."""
     rest = url.split("://", 1)[1]
@@ -95,7 +110,7 @@ class SqliteDatabase(Database):
             connection.execute("PRAGMA foreign_keys = ON")
             connection.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
         except sqlite3.Error as error:
-            message = f"cannot open SQLite database {self.path!r}: {error}"
+            message = f"cannot open SQLite database {self.path!r}: {error}{why_unopened(self.path)}"
             raise DatabaseUnavailable(message) from error
         self._local.connection = connection
         self._local.busy_timeout_ms = self.busy_timeout_ms
