@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from jobengine import limits
 from jobengine.cron import MISSED_POLICIES, SKIP, Recurrence
@@ -19,6 +20,7 @@ OPTIONS = frozenset(
 )
 TIMING = ("expression", "every", "timezone")
 DEFINITION = ("type", "args", *TIMING, "missed", "missed_window", "overlap", "queue", "priority")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ def check_definition(
         "missed": _choice(name, "missed", options.get("missed") or SKIP, MISSED_POLICIES),
         "missed_window": _window(name, options.get("missed_window", 3600.0)),
         "overlap": _choice(name, "overlap", options.get("overlap") or ALLOW, OVERLAP_POLICIES),
-        "queue": options.get("queue") or None,
+        "queue": _queue(name, options.get("queue") or None),
         "priority": _priority(name, options.get("priority")),
     }
 
@@ -103,9 +105,15 @@ def _window(name: str, value: Any) -> float:
 
 
 def _priority(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
+    return None if value is None else _checked(name, limits.priority, value)
+
+
+def _queue(name: str, value: Any) -> str | None:
+    return None if value is None else _checked(name, limits.queue_name, value)
+
+
+def _checked(name: str, check: Callable[[Any], T], value: Any) -> T:
     try:
-        return limits.priority(value)
+        return check(value)
     except ConfigurationError as error:
         raise InvalidSchedule(f"schedule {name!r}: {error}") from None

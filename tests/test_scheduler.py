@@ -431,6 +431,7 @@ def test_bad_input_names_the_problem_and_stores_nothing(
         ("", {}, "schedule name must be non-empty text"),
         ("x" * 201, {}, "longer than 200 characters"),
         ("fine", {"priority": 2**31}, "schedule 'fine': priority=2147483648 does not fit"),
+        ("fine", {"queue": "a,b"}, "schedule 'fine': queue 'a,b' has spaces at an end or one"),
     ],
     ids=str,
 )
