@@ -107,6 +107,18 @@ def _cron_text(expression: str) -> str:
     return text
 
 
+def _never_fires(text: str) -> bool:
+    """Whether each of the five fields is valid alone, the days too late for the months: cronsim
+    refuses '0 0 31 2 *' with the same day-of-month error as '0 0 32 * *'."""
+    minute, hour, day, month, weekday = text.split(" ")
+    for fields in ((minute, hour, day, "*", weekday), (minute, hour, "*", month, weekday)):
+        try:
+            CronSim(" ".join(fields), _VALIDATION_START)
+        except CronSimError:
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Plan:
     """The runs one tick fires for one schedule, and the schedule's next fire time after it."""
@@ -153,6 +165,12 @@ class Recurrence:
         try:
             next(CronSim(text, _VALIDATION_START.astimezone(self.zone)))
         except CronSimError as error:
+            if str(error) == "Bad day-of-month" and _never_fires(text):
+                raise InvalidSchedule(
+                    f"cron expression {self.expression!r} never fires (no month in it has that "
+                    "day); give a day its months have (February 29 at most; April, June, "
+                    "September and November 30) or L for each month's last day"
+                ) from None
             field = str(error).removeprefix("Bad ").strip()
             problem = f"its {field} field is out of range or malformed" if field else str(error)
             raise InvalidSchedule(

@@ -323,6 +323,11 @@ class Worker:
 
     def register(self) -> None:
         self.heartbeat.register()
+        if not self.engine.registry.names():
+            log.warning(
+                "no job types are registered, so this worker can run no job; pass --app MODULE"
+                " (or set JOBENGINE_APP) naming the module that registers them"
+            )
         schedules = self.engine.schedules
         schedules.grace = max(schedules.grace, 2 * self.settings.schedule_interval)
         try:

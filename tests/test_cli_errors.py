@@ -11,9 +11,12 @@ from pathlib import Path
 
 import pytest
 from cli_steps import APP_SOURCE, UNREACHABLE, one_clear_line, run, submit
+from click.testing import CliRunner
 from job_steps import count_rows
+from waiting import wait_for
 
 from jobengine import Engine
+from jobengine.cli import main
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "jobengine"
 
@@ -89,6 +92,42 @@ def test_click_usage_errors_have_no_traceback(database_url: str, app: str) -> No
         assert "Error:" in result.stderr
 
 
+WHOLE_NUMBER_OPTIONS = {
+    "worker --concurrency": (["worker", "--concurrency"], "thread counts", 1, 10000),
+    "run --workers": (["run", "--workers"], "worker counts", 1, 1000),
+    "schedules list --next": (["schedules", "list", "--next"], "counts of fire times", 0, 1000),
+    "web --port": (["web", "--port"], "ports", 0, 65535),
+}
+
+
+@pytest.mark.parametrize("case", list(WHOLE_NUMBER_OPTIONS))
+def test_whole_number_options_say_their_range(sqlite_url: str, app: str, case: str) -> None:
+    arguments, what, lowest, highest = WHOLE_NUMBER_OPTIONS[case]
+    for value, problem in (("abc", "'abc' is not a whole number"), ("-5", "-5 is out of range")):
+        result = run(sqlite_url, app, *arguments, value)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert f"{problem}; {what} are whole numbers from {lowest} to {highest}" in result.stderr
+        assert "integer range" not in result.stderr and "valid integer" not in result.stderr
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "soon"])
+def test_web_dead_after_refuses_what_other_dead_afters_refuse(
+    sqlite_url: str, app: str, value: str
+) -> None:
+    for command in (["web"], ["workers"]):
+        result = run(sqlite_url, app, *command, "--dead-after", value)
+        assert result.exit_code == 2 and "Traceback" not in result.output, command
+        assert "is not a usable number of seconds" in result.stderr or (
+            "is not a number of seconds" in result.stderr
+        ), command
+    runner = CliRunner(env={"JOBENGINE_WEB_DEAD_AFTER": value, "JOBENGINE_APP": None})
+    from_environment = runner.invoke(main, ["--database-url", sqlite_url, "web"])
+    assert from_environment.exit_code == 2, from_environment.output
+    assert "JOBENGINE_WEB_DEAD_AFTER" in from_environment.stderr
+    assert "number of seconds" in from_environment.stderr
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
@@ -114,10 +153,32 @@ def test_a_bad_database_url_is_one_clear_line(
 
 BAD_APPS = {
     "missing module": ("no_such_app_module", None, "cannot import app module 'no_such_app_module'"),
-    "broken module": ("broken_app", "import no_such_dependency\n", "cannot import app module"),
-    "module that raises": ("raising_app", "raise RuntimeError('boom')\n", "RuntimeError: boom"),
-    "syntax error": ("syntax_app", "def (:\n", "cannot import app module 'syntax_app'"),
-    "wrong attribute": ("good_app:nothing", APP_SOURCE, "good_app:nothing is not a jobengine"),
+    "missing package": ("no_such_package.app", None, "cannot import app module 'no_such_package"),
+    "missing dependency": (
+        "broken_app",
+        "import os\nimport no_such_dependency\n",
+        "app module 'broken_app' imports a missing module 'no_such_dependency' (broken_app.py,"
+        " line 2); install it in this environment, or run python -c 'import broken_app'",
+    ),
+    "module that raises": (
+        "raising_app",
+        "import os\nraise RuntimeError('boom')\n",
+        "app module 'raising_app' raised RuntimeError at import: boom (raising_app.py, line 2);"
+        " run python -c 'import raising_app' to see the traceback",
+    ),
+    "syntax error": (
+        "syntax_app",
+        "def (:\n",
+        "app module 'syntax_app' raised SyntaxError at import: invalid syntax"
+        " (syntax_app.py, line 1)",
+    ),
+    "missing attribute": (
+        "good_app:nothing",
+        APP_SOURCE,
+        "module good_app has no attribute 'nothing' (it has an Engine in 'engine': "
+        "--app good_app:engine); name the attribute that holds the Engine",
+    ),
+    "not an engine": ("good_app:send", APP_SOURCE, "good_app:send is not a jobengine Engine"),
 }
 
 
@@ -136,6 +197,21 @@ def test_an_app_that_cannot_be_loaded_is_one_clear_line(
     finally:
         sys.modules.pop(module, None)
     one_clear_line(result, message.replace(app.partition(":")[0], module))
+    assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
+
+
+def test_an_app_given_as_a_file_name_says_to_write_the_module_name(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = f"file_app_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(APP_SOURCE)
+    monkeypatch.chdir(tmp_path)
+    try:
+        result = run(sqlite_url, f"{module}.py", "submit", "add", "--arg", "a=1", "--arg", "b=2")
+    finally:
+        sys.modules.pop(module, None)
+    one_clear_line(result, f"cannot import app module '{module}.py'")
+    one_clear_line(result, f"write --app {module} (a module name, not a file name)")
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
 
 
@@ -206,5 +282,27 @@ def test_the_console_script_with_a_broken_app(tmp_path: Path, sqlite_url: str) -
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
     [line] = result.stderr.strip().splitlines()
-    assert "cannot import app module 'broken_app'" in line
+    assert line == (
+        "Error: app module 'broken_app' raised RuntimeError at import: boom"
+        " (broken_app.py, line 1); run python -c 'import broken_app' to see the traceback"
+    )
     assert not Path(sqlite_url.removeprefix("sqlite:///")).exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_without_an_app_warns_that_it_can_run_nothing(tmp_path: Path) -> None:
+    log_file = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "jobengine", "--database-url", f"sqlite:///{tmp_path}/j.db"]
+    command += ["worker", "--log-file", str(log_file)]
+    environment = {key: value for key, value in os.environ.items() if key != "JOBENGINE_APP"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=environment)
+    try:
+        wait_for(
+            lambda: log_file.exists() and "started" in log_file.read_text(), 30, "a started worker"
+        )
+        assert "no job types are registered, so this worker can run no job; pass --app" in (
+            log_file.read_text()
+        )
+    finally:
+        process.terminate()
+        assert process.wait(30) == 0

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,6 +22,24 @@ from jobengine.cli import main
 from jobengine.store import LogLine, Move
 
 UNSET = getattr(click.core, "UNSET", None)  # click >= 8.3 marks "no default" with a sentinel
+CONSOLE_SCRIPT = Path(sys.executable).parent / "jobengine"
+LATEST_TIME = 253_402_300_799.0  # 9999-12-31 23:59:59 UTC
+
+
+@pytest.fixture
+def tokyo_time() -> Iterator[None]:
+    """This process's local time is Tokyo's (9 hours ahead of UTC) for the test."""
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
 
 
 # -- submit --------------------------------------------------------------------------------------
@@ -71,6 +93,25 @@ def test_submit_at(database_url: str, app: str, reader: Engine, moment: str) -> 
     if expected.tzinfo is None:  # no offset: this machine's local time
         expected = expected.astimezone()
     assert reader.get(job_id).run_at == pytest.approx(expected.timestamp())
+
+
+def test_submit_at_with_local_time_ahead_of_utc(
+    database_url: str, app: str, reader: Engine, tokyo_time: None
+) -> None:
+    assert time.localtime(0).tm_hour == 9  # the fixture took effect
+    moments = {
+        "2027-06-01T02:30:00Z": datetime.fromisoformat("2027-06-01T02:30:00+00:00").timestamp(),
+        "2027-06-01T02:30": datetime.fromisoformat("2027-05-31T17:30:00+00:00").timestamp(),
+        "9999-12-31T23:59:59Z": LATEST_TIME,
+        "9999-12-31T23:59:59": LATEST_TIME - 9 * 3600,
+    }
+    for moment, seconds in moments.items():
+        job_id = submit(database_url, app, "add", "--json", '{"a": 1, "b": 2}', "--at", moment)
+        assert reader.get(job_id).run_at == seconds, moment
+    one_clear_line(
+        run(database_url, app, "submit", "add", "--at", "9999-12-31T23:59:59-01:00"),
+        "--at '9999-12-31T23:59:59-01:00' is out of range; give a time between 1970-01-01",
+    )
 
 
 # -- reading and steering ------------------------------------------------------------------------
@@ -179,6 +220,50 @@ def test_log_prints_the_job_log(
     ]
     ok(run(database_url, app, "log", str(job_id), "--output", str(tmp_path / "job.log")))
     assert (tmp_path / "job.log").read_text().splitlines() == lines
+    assert ok(run(database_url, app, "log", str(job_id), "-o", "-")).splitlines() == lines
+
+
+def test_log_to_a_file_in_a_missing_folder_says_to_create_it(
+    database_url: str, app: str, tmp_path: Path
+) -> None:
+    job_id = submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2")
+    target = tmp_path / "no" / "such" / "job.log"
+    one_clear_line(
+        run(database_url, app, "log", str(job_id), "-o", str(target)),
+        f"-o {str(target)!r} cannot be written: its folder {str(target.parent)!r} does not "
+        "exist; create it or choose another path",
+    )
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_stops_log_follow_quietly_with_status_130(
+    database_url: str, app: str, reader: Engine, tmp_path: Path
+) -> None:
+    job_id = submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2")  # stays PENDING
+    reader.store.logs.append([LogLine(job_id, 1, 1_800_000_000.0, "INFO", "starting")])
+    environment = {**os.environ, "JOBENGINE_DATABASE_URL": database_url}
+    environment.pop("JOBENGINE_APP", None)
+    process = subprocess.Popen(
+        [str(CONSOLE_SCRIPT), "log", str(job_id), "--follow"],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # printed inside the follow loop: Ctrl-C lands there
+        assert first.rstrip("\n") == "2027-01-15 08:00:00 [1] INFO    starting"
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130
+    assert (rest, errors) == ("", "")  # no "Aborted!", no traceback
 
 
 # -- help ----------------------------------------------------------------------------------------

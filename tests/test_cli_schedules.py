@@ -127,6 +127,7 @@ def test_pause_resume_edit_run_now_remove(cli: CliRunnerCall, reader: Engine) ->
     [
         (["--cron", "*/5 * * *"], "has 4 field(s), not 5"),
         (["--cron", "0 25 * * *"], "hour field"),
+        (["--cron", "0 0 31 2 *"], "'0 0 31 2 *' never fires (no month in it has that day)"),
         (["--cron", "* * * * *", "--tz", "Europe/Berln"], "did you mean 'Europe/Berlin'"),
         (["--cron", "* * * * *", "--arg", "regio=eu"], "do not fit job type 'report'"),
         (["--cron", "* * * * *", "--json", "[1]"], "must be a JSON object"),
@@ -150,6 +151,19 @@ def test_bad_input_is_one_clear_line_and_stores_nothing(
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "Traceback" not in result.output
     assert schedule_count(reader) == 0
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "eu"]])
+def test_a_bad_count_of_fire_times_says_the_range(cli: CliRunnerCall, command: list[str]) -> None:
+    cli.ok("add", "eu", "report", "--cron", "@daily", "--arg", "region=eu")
+    for value, problem in (
+        ("abc", "'abc' is not a whole number"),
+        ("1001", "1001 is out of range"),
+    ):
+        result = cli(*command, "--next", value)
+        assert result.exit_code == 2 and "Traceback" not in result.output
+        assert f"{problem}; counts of fire times are whole numbers from 0 to 1000" in result.output
+        assert "integer range" not in result.output
 
 
 def test_unknown_type_and_unknown_schedule(cli: CliRunnerCall, reader: Engine) -> None:

@@ -126,7 +126,10 @@ def test_wildcard_hours_follow_real_time_on_daylight_saving_days(
         ("0 0 32 * *", "day-of-month field"),
         ("0 0 * 13 *", "month field"),
         ("0 0 * * FUNDAY", "day-of-week field"),
-        ("0 0 30 2 *", "day-of-month field"),
+        ("0 0 30 2 *", "never fires (no month in it has that day)"),
+        ("0 0 31 4,6,9,11 *", "never fires (no month in it has that day)"),
+        ("0 0 32 2 *", "day-of-month field"),
+        ("0 0 31 13 *", "month field"),
         ("@reboot", "is not valid"),
         ("", "is empty"),
         ("every five minutes", "field(s), not 5"),
@@ -138,6 +141,22 @@ def test_bad_expressions_name_the_problem_and_the_fix(expression: str, fragment:
     message = str(caught.value)
     assert fragment in message
     assert "five fields" in message or "is empty" in message or "never" in message
+
+
+@pytest.mark.parametrize("expression", ["0 0 31 2 *", "0 0 30-31 2 *", "0 12 31 4,6 *"])
+def test_a_day_no_month_of_the_expression_has_is_said_to_never_fire(expression: str) -> None:
+    with pytest.raises(InvalidSchedule) as caught:
+        Recurrence.parse(expression)
+    message = str(caught.value)
+    assert message.startswith(f"cron expression {expression!r} never fires (no month in it has")
+    assert "out of range or malformed" not in message
+    assert "February 29 at most" in message and "L for each month's last day" in message
+
+
+@pytest.mark.parametrize("expression", ["0 0 29 2 *", "0 0 L 2 *", "0 0 31 2 1", "0 0 31 1-2 *"])
+def test_a_day_some_month_of_the_expression_has_fires(expression: str) -> None:
+    recurrence = Recurrence.parse(expression)
+    assert recurrence.after(at(2026, 1, 1)) is not None
 
 
 def test_unknown_time_zone_suggests_a_close_name() -> None:

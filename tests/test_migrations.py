@@ -159,6 +159,37 @@ def test_a_newer_schema_is_refused(database_url: str) -> None:
     assert "Traceback" not in result.output
 
 
+def test_db_upgrade_refuses_and_db_status_warns_of_a_newer_schema(database_url: str) -> None:
+    newest = latest(dialect_of(database_url))
+    engine = Engine(database_url)
+    engine.store  # noqa: B018 - creates the schema
+    engine.close()
+    future = newest.version + 1
+    execute(database_url, f"INSERT INTO schema_version VALUES ({future}, 'from the future', 0)")
+    refusal = (
+        f"the database schema is version {future}, newer than this jobengine understands "
+        f"({newest.version}); upgrade jobengine"
+    )
+    for command in (["jobs"], ["db", "upgrade"]):
+        result = cli(database_url, *command)
+        assert result.exit_code == 1, (command, result.output)
+        assert result.stderr.strip().splitlines() == [f"Error: {refusal}"], command
+        assert "up to date" not in result.output and "Traceback" not in result.output
+    status = cli(database_url, "db", "status")
+    assert status.exit_code == 0, status.output
+    assert f"warning: {refusal}" in status.stdout.splitlines()
+    database = open_database(database_url)
+    try:
+        assert migrations.applied_versions(database) == [
+            *[m.version for m in migrations.available(database.dialect)],
+            future,
+        ]  # the refused upgrade changed nothing
+    finally:
+        database.close()
+    execute(database_url, f"DELETE FROM schema_version WHERE version = {future}")
+    assert "warning" not in cli(database_url, "db", "status").output
+
+
 @pytest.mark.timeout(60)
 def test_engines_opening_a_new_database_at_once_all_succeed(database_url: str) -> None:
     engines = [Engine(database_url) for _ in range(4)]

@@ -269,6 +269,15 @@ def test_sighup_replaces_workers_one_by_one_without_losing_a_job(
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.timeout(60)
+def test_a_database_that_can_never_work_stops_run_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing' / 'jobs.db'}"
+    result = CliRunner().invoke(main, ["--database-url", url, "run", "--log-file", ""])
+    assert result.exit_code == 1, result.output
+    assert "does not exist; create it or point the URL elsewhere" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_a_broken_replacement_keeps_the_old_workers(sqlite_url: str, tmp_path: Path) -> None:
     app = App(tmp_path, sqlite_url)
     broken = tmp_path / "broken"

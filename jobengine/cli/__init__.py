@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -83,18 +84,84 @@ def load_engine(app: str | None, url: str | None) -> Engine:
     except JobEngineError:
         raise
     except Exception as error:  # the app's own code failed: one line, not its traceback
-        raise ConfigurationError(
-            f"cannot import app module {module_name!r} ({type(error).__name__}: {error}); "
-            "pass --app module[:attribute] naming a module importable from the current folder"
-        ) from error
-    engine = getattr(module, attribute or "engine", None)
-    if not isinstance(engine, Engine):
-        raise ConfigurationError(
-            f"{module_name}:{attribute or 'engine'} is not a jobengine Engine; "
-            "name the attribute that holds it: --app module:attribute"
-        )
+        raise ConfigurationError(import_problem(module_name, error)) from error
+    engine = engine_attribute(module, module_name, attribute or "engine")
     if url:
         engine.configure(url)
+    return engine
+
+
+def import_problem(module_name: str, error: Exception) -> str:
+    """Why `import module_name` failed, in one line that names the fix."""
+    missing = error.name if isinstance(error, ModuleNotFoundError) else None
+    if missing is not None and (missing == module_name or module_name.startswith(missing + ".")):
+        hint = ""
+        if module_name.endswith(".py"):
+            name = module_name.removesuffix(".py").replace(os.sep, ".")
+            hint = f"; write --app {name} (a module name, not a file name)"
+        return (
+            f"cannot import app module {module_name!r} ({type(error).__name__}: {error}); "
+            "pass --app module[:attribute] naming a module importable from the current folder"
+            + hint
+        )
+    see = f"run python -c 'import {module_name}' to see the traceback"
+    where = error_location(error, module_name)
+    if missing is not None:
+        return (
+            f"app module {module_name!r} imports a missing module {missing!r} ({where}); "
+            f"install it in this environment, or {see}"
+        )
+    text = " ".join(str(error.msg if isinstance(error, SyntaxError) else error).split())
+    said = f": {text}" if text else ""
+    return (
+        f"app module {module_name!r} raised {type(error).__name__} at import{said} ({where}); {see}"
+    )
+
+
+def error_location(error: BaseException, module_name: str) -> str:
+    """'app.py, line 3': the line of the app module that raised (else the innermost one)."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f"{shown_path(error.filename)}, line {error.lineno}"
+    frames = [
+        (frame, line)
+        for frame, line in traceback.walk_tb(error.__traceback__)
+        if not frame.f_code.co_filename.startswith("<frozen")
+    ]
+    own = [
+        (frame, line) for frame, line in frames if frame.f_globals.get("__name__") == module_name
+    ]
+    if not (own or frames):
+        return "no line known"
+    frame, line = (own or frames)[-1]
+    return f"{shown_path(frame.f_code.co_filename)}, line {line}"
+
+
+def shown_path(path: str) -> str:
+    """A file under the current folder relative to it; any other as it is."""
+    absolute = os.path.abspath(path)
+    here = os.getcwd()
+    return os.path.relpath(absolute, here) if absolute.startswith(here + os.sep) else path
+
+
+def engine_attribute(module: Any, module_name: str, attribute: str) -> Engine:
+    """The Engine `module.attribute` holds, or a ConfigurationError naming the right one."""
+    engines = [name for name, value in vars(module).items() if isinstance(value, Engine)]
+    found = (
+        f" (it has an Engine in {engines[0]!r}: --app {module_name}:{engines[0]})"
+        if engines
+        else ""
+    )
+    if not hasattr(module, attribute):
+        raise ConfigurationError(
+            f"module {module_name} has no attribute {attribute!r}{found}; name the attribute"
+            " that holds the Engine: --app module:attribute"
+        )
+    engine = getattr(module, attribute)
+    if not isinstance(engine, Engine):
+        raise ConfigurationError(
+            f"{module_name}:{attribute} is not a jobengine Engine{found}; "
+            "name the attribute that holds it: --app module:attribute"
+        )
     return engine
 
 

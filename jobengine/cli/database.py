@@ -36,7 +36,7 @@ def upgrade(context: click.Context) -> None:
 @db.command()
 @click.pass_context
 def status(context: click.Context) -> None:
-    """Show the applied migrations and those still to apply."""
+    """Show the applied migrations, those still to apply, and a schema newer than this one."""
     database = _database(context)
     try:
         applied, missing = migrations.status(database)
@@ -45,6 +45,9 @@ def status(context: click.Context) -> None:
     click.echo(f"database: {mask_url(engine_of(context).url)}")
     click.echo(f"applied: {', '.join(map(str, applied)) or 'none'}")
     click.echo(f"to apply: {', '.join(f'{m.version} ({m.name})' for m in missing) or 'none'}")
+    problem = migrations.newer_than_known(applied, database.dialect)
+    if problem:
+        click.echo(f"warning: {problem}")
 
 
 @db.command()

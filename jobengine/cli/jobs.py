@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
+import os
+import signal
+from threading import Event
 from typing import TextIO
 
 import click
@@ -22,15 +24,18 @@ from jobengine.cli.output import (
 from jobengine.cli.values import (
     JOB_ID,
     PRIORITY,
-    WHOLE_MAX,
     WholeNumber,
     parse_arguments,
     parse_at,
     parse_duration,
 )
+from jobengine.engine import Engine
 from jobengine.errors import ConfigurationError
+from jobengine.interrupts import SignalEvent
+from jobengine.limits import WHOLE_MAX
 from jobengine.model import Job
 
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
 TIME_FIELDS = ("run_at", "heartbeat", "fire_time")  # and every field named ..._at
 JSON_FIELDS = ("args", "result")
 TEXT_FIELDS = ("output", "errors")
@@ -242,15 +247,41 @@ def run_now(context: click.Context, job_id: int) -> None:
 
 @click.command("log")
 @click.argument("job_id", type=JOB_ID)
-@click.option("--follow", "-f", is_flag=True, help="Keep printing until the job ends.")
-@click.option("--output", "-o", type=click.File("w"), help="Write the log to this file.")
+@click.option(
+    "--follow", "-f", is_flag=True, help="Keep printing until the job ends (Ctrl-C stops)."
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="Write the log to this file.",
+)
 @click.pass_context
-def log(context: click.Context, job_id: int, follow: bool, output: TextIO | None) -> None:
+def log(context: click.Context, job_id: int, follow: bool, output: str | None) -> None:
     """Print a job's own log."""
     engine = engine_of(context)
     engine.get(job_id)
+    target = open_output(output) if output and output != "-" else None  # -o - is stdout
+    # Ctrl-C is how --follow is meant to stop: noted, and acted on between two reads (raised
+    # inside a query, the interrupt could leave a failed rollback, an error, in its place)
+    stopped = SignalEvent()
+    previous = signal.signal(signal.SIGINT, lambda number, frame: stopped.set())
+    try:
+        print_log(engine, job_id, follow, target, stopped)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if target is not None:
+            target.close()
+    if stopped.is_set():
+        context.exit(INTERRUPTED)  # quietly: no "Aborted!"
+
+
+def print_log(
+    engine: Engine, job_id: int, follow: bool, output: TextIO | None, stopped: Event
+) -> None:
+    """The job's log lines; with `follow`, new ones too until the job ends or `stopped`."""
     last = 0
-    while True:
+    while not stopped.is_set():
         ended = engine.get(job_id).status.terminal  # read before the lines: none is missed
         while page := engine.log(job_id, after=last):
             for line in page:
@@ -259,7 +290,24 @@ def log(context: click.Context, job_id: int, follow: bool, output: TextIO | None
             last = page[-1].id
         if not follow or ended:
             break
-        time.sleep(0.5)
+        stopped.wait(0.5)
+
+
+def open_output(path: str) -> TextIO:
+    """The file -o names, opened for writing, or a ConfigurationError naming the fix."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ConfigurationError(
+            f"-o {path!r} cannot be written: its folder {folder!r} does not exist; "
+            "create it or choose another path"
+        )
+    try:
+        return open(path, "w", encoding="utf-8")
+    except OSError as error:
+        raise ConfigurationError(
+            f"-o {path!r} cannot be written ({error.strerror or error}); "
+            "point it at a file in a writable folder"
+        ) from None
 
 
 COMMANDS = [submit, list_jobs, show, cancel, rerun, run_now, log]

@@ -20,7 +20,7 @@ from jobengine.cli.schedule_views import (
     print_schedule,
     table_line,
 )
-from jobengine.cli.values import PRIORITY, parse_arguments, parse_duration
+from jobengine.cli.values import PRIORITY, Count, parse_arguments, parse_duration
 from jobengine.cron import MISSED_POLICIES
 from jobengine.definitions import OVERLAP_POLICIES
 from jobengine.engine import Engine
@@ -29,7 +29,7 @@ from jobengine.scheduler import recurrence_of
 from jobengine.store.schedules import Schedule
 
 F = TypeVar("F", bound=Callable[..., Any])
-NEXT_COUNT = click.IntRange(0, 1000)  # fire times worked out one by one: a bounded number
+NEXT_COUNT = Count(0, 1000, "counts of fire times")  # worked out one by one: a bounded number
 
 
 def definition_options(function: F) -> F:

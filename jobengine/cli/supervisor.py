@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -13,11 +14,12 @@ import click
 from click.core import ParameterSource
 
 from jobengine.cli import database_urls, engine_of, env_option
-from jobengine.cli.values import Seconds
+from jobengine.cli.values import Count, Seconds
 from jobengine.cli.web import dashboard_from_environment
 from jobengine.cli.worker import check_intervals, setup_logging
 from jobengine.cli.worker import worker as worker_command
 from jobengine.engine import URL_VARIABLE, Engine
+from jobengine.errors import DatabaseUnavailable
 from jobengine.supervisor import Supervisor, SupervisorSettings
 from jobengine.watch import WorkerWatch
 
@@ -41,7 +43,7 @@ log = logging.getLogger("jobengine.supervisor")
     "--workers",
     "Worker processes to keep running on this host.",
     default=DEFAULTS.workers,
-    type=click.IntRange(1, MOST_WORKERS),
+    type=Count(1, MOST_WORKERS, "worker counts"),
 )
 @env_option(
     "--web",
@@ -97,6 +99,8 @@ def run(
         database_urls(context),
     )
     engine = engine_of(context)  # fails now, not in every worker, if the app cannot load
+    with contextlib.suppress(DatabaseUnavailable):  # a server that is down may come back
+        engine.store  # noqa: B018 - a URL or a folder that is wrong never will: say so once
     settings = SupervisorSettings(
         workers=workers,
         restart_delay=restart_delay,

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import math
 import re
+import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from jobengine.errors import ConfigurationError
+from jobengine.limits import INTEGER_MAX, INTEGER_MIN, WHOLE_MAX
+from jobengine.submission import LATEST_TIME
 
-WHOLE_MIN, WHOLE_MAX = -(2**63), 2**63 - 1  # what an integer column holds on every backend
 LONGEST = 36_500 * 86_400.0  # 100 years: the longest delay, timeout or interval
 LONGEST_TEXT = "36500d (100 years)"
 LONGEST_WAIT = 30 * 86_400.0  # a worker's intervals and graces: 30 days at most
@@ -58,8 +60,20 @@ class WholeNumber(IntType):
         return f"{self.what} are whole numbers from {self.minimum} to {self.maximum}"
 
 
+class Count(click.IntRange):
+    """A whole number that --help shows with its range as click does (1<=x<=1000), refused in
+    the words of WholeNumber: 'abc' is not a whole number; worker counts are ..."""
+
+    def __init__(self, minimum: int, maximum: int, what: str) -> None:
+        super().__init__(minimum, maximum)
+        self.whole = WholeNumber(minimum, maximum, what)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        return self.whole.convert(value, param, ctx)
+
+
 JOB_ID = WholeNumber(1, WHOLE_MAX, "job ids")
-PRIORITY = WholeNumber(WHOLE_MIN, WHOLE_MAX, "priorities")
+PRIORITY = WholeNumber(INTEGER_MIN, INTEGER_MAX, "priorities")  # PostgreSQL's INTEGER
 
 
 class Seconds(FloatType):
@@ -121,16 +135,27 @@ def parse_at(text: str) -> float:
             f"--at {shorten(text)!r} is not an ISO time; write e.g. 2026-12-01T09:30 or "
             "2026-12-01T09:30:00+01:00 (no offset means this machine's local time)"
         ) from None
-    try:
-        seconds = (moment if moment.tzinfo else moment.astimezone()).timestamp()
-    except (OverflowError, OSError, ValueError):
-        seconds = -1.0  # a year the local zone cannot reach (e.g. year 1): out of range below
-    if not 0 <= seconds <= datetime(9999, 12, 31, 23, 59, 59).timestamp():
+    seconds = epoch_seconds(moment)
+    if not 0 <= seconds <= LATEST_TIME:  # a fixed UTC bound: any local zone reaches it
         raise ConfigurationError(
             f"--at {shorten(text)!r} is out of range; give a time between 1970-01-01 and "
             "9999-12-31, e.g. 2026-12-01T09:30"
         )
     return seconds
+
+
+def epoch_seconds(moment: datetime) -> float:
+    """Seconds since the epoch (a time without offset is local time); -1 when out of reach."""
+    try:
+        return (moment if moment.tzinfo else moment.astimezone()).timestamp()
+    except (OverflowError, OSError, ValueError):
+        pass  # at the ends of year 1 or 9999 a local offset steps out of datetime's range
+    if moment.tzinfo is None:
+        try:
+            return time.mktime(moment.timetuple()) + moment.microsecond / 1_000_000
+        except (OverflowError, OSError, ValueError):
+            pass
+    return -1.0  # a time the local zone cannot reach: out of range
 
 
 def parse_arguments(pairs: tuple[str, ...], json_text: str | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from jobengine.cli import engine_of
+from jobengine.cli.values import Count, Seconds
 from jobengine.engine import Engine
 from jobengine.errors import ConfigurationError
 from jobengine.settings import Settings
@@ -78,7 +79,12 @@ def dashboard_from_environment(engine: Engine) -> Any:
     "Address to listen on. Anything but 127.0.0.1, ::1 or localhost needs a password.",
     default="127.0.0.1",
 )
-@web_option("--port", "Port to listen on (0 picks a free one).", default=8400, type=int)
+@web_option(
+    "--port",
+    "Port to listen on (0 picks a free one).",
+    default=8400,
+    type=Count(0, 65535, "ports"),
+)
 @web_option("--read-only", "Hide and refuse every action (cancel, rerun, pause...).", is_flag=True)
 @web_option(
     "--public-url",
@@ -89,7 +95,7 @@ def dashboard_from_environment(engine: Engine) -> Any:
     "--dead-after",
     "Seconds of silence after which a worker shows as dead.",
     default=DEAD_AFTER,
-    type=float,
+    type=Seconds(),  # as every other --dead-after: nan, inf, 0 and negatives are refused
 )
 @click.pass_context
 def web(
@@ -105,10 +111,6 @@ def web(
     Give --app so that jobs can be submitted through the API: only the app's registered job
     types are accepted. /healthz answers load balancers, /metrics Prometheus.
     """
-    if not 0 <= port <= 65535:
-        raise click.BadParameter(f"{port} is not a port number (0 to 65535)", param_hint="--port")
-    if dead_after <= 0:
-        raise click.BadParameter("must be a positive number of seconds", param_hint="--dead-after")
     engine = engine_of(context)
     server = dashboard_server(engine, host, port, read_only, public_url, dead_after)
     mode = " (read-only)" if read_only else ""

@@ -17,7 +17,7 @@ import click
 from jobengine import joblog, representation
 from jobengine.cli import database_urls, engine_of, env_option
 from jobengine.cli.output import age, duration, print_json, print_table, utc
-from jobengine.cli.values import Seconds
+from jobengine.cli.values import Count, Seconds
 from jobengine.errors import ConfigurationError
 from jobengine.loglines import with_heads
 from jobengine.redaction import scrub
@@ -88,7 +88,7 @@ def check_intervals(values: dict[str, Any]) -> None:
     "--concurrency",
     "Jobs run at once (threads).",
     default=DEFAULTS.concurrency,
-    type=click.IntRange(1, MOST_THREADS),
+    type=Count(1, MOST_THREADS, "thread counts"),
 )
 @env_option("--queues", "Comma-separated queues to serve.", default="", show_default="all")
 @env_option(

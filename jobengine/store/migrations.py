@@ -53,7 +53,8 @@ def _apply(transaction: Transaction, migration: Migration) -> None:
 
 
 def upgrade(database: Database) -> list[Migration]:
-    """Apply every migration not applied yet; return those applied."""
+    """Apply every migration not applied yet; return those applied. A schema newer than this
+    jobengine raises SchemaOutdated and is left alone."""
     done: list[Migration] = []
     with database.transaction() as transaction:
         database.lock_migrations(transaction)
@@ -64,11 +65,26 @@ def upgrade(database: Database) -> list[Migration]:
                 "applied_at DOUBLE PRECISION NOT NULL)"
             )
             applied = []
+        problem = newer_than_known(applied, database.dialect)
+        if problem:  # its migrations are not ours to apply: refuse, as every command does
+            raise SchemaOutdated(problem)
         for migration in available(database.dialect):
             if migration.version not in applied:
                 _apply(transaction, migration)
                 done.append(migration)
     return done
+
+
+def newer_than_known(applied: list[int], dialect: str) -> str | None:
+    """The refusal of a schema newer than this jobengine understands, or None."""
+    latest = available(dialect)[-1].version
+    current = max(applied, default=0)
+    if current <= latest:
+        return None
+    return (
+        f"the database schema is version {current}, newer than this jobengine "
+        f"understands ({latest}); upgrade jobengine"
+    )
 
 
 def applied_versions(database: Database) -> list[int] | None:
@@ -95,13 +111,11 @@ def ensure(database: Database) -> None:
     if applied is None:
         upgrade(database)
         return
+    problem = newer_than_known(applied, database.dialect)
+    if problem:
+        raise SchemaOutdated(problem)
     latest = available(database.dialect)[-1].version
     current = max(applied, default=0)
-    if current > latest:
-        raise SchemaOutdated(
-            f"the database schema is version {current}, newer than this jobengine "
-            f"understands ({latest}); upgrade jobengine"
-        )
     missing = [m.version for m in available(database.dialect) if m.version not in applied]
     if missing:
         raise SchemaOutdated(

@@ -56,7 +56,11 @@ def stored(reader: Engine) -> tuple[int, int, int]:
 BAD_COMMANDS: dict[str, tuple[list[str], tuple[str, ...]]] = {
     "priority above 2**63": (
         ["submit", "add", *VALID, "--priority", HUGE],
-        ("--priority", "whole numbers from -9223372036854775808 to 9223372036854775807"),
+        ("--priority", "whole numbers from -2147483648 to 2147483647"),  # INTEGER on PostgreSQL
+    ),
+    "priority above 2**31": (
+        ["submit", "add", *VALID, "--priority", "2147483648"],
+        ("--priority", "whole numbers from -2147483648 to 2147483647"),
     ),
     "priority not a number": (["submit", "add", *VALID, "--priority", "nan"], ("--priority",)),
     "show an id above 2**63": (["show", HUGE], ("JOB_ID", "job ids are whole numbers from 1")),
@@ -217,5 +221,5 @@ def test_a_bad_value_from_the_environment_names_its_variable(
     process = jobengine(tmp_path, sqlite_url, "worker", JOBENGINE_CONCURRENCY="0")
     status, stderr = finished(process)
     assert status == 2 and "Traceback" not in stderr
-    assert "'--concurrency' (env var: 'JOBENGINE_CONCURRENCY'): 0 is not in the range" in stderr
+    assert "'--concurrency' (env var: 'JOBENGINE_CONCURRENCY'): 0 is out of range" in stderr
     assert not (tmp_path / "jobs.db").exists()
