@@ -63,13 +63,20 @@ def dashboard_from_environment(engine: Engine) -> Any:
     port_text = os.environ.get("JOBENGINE_WEB_PORT", str(DEFAULT_PORT))
     if not port_text.isdigit() or int(port_text) > 65535:
         raise ConfigurationError(f"JOBENGINE_WEB_PORT={port_text!r} is not a port number")
+    dead_after = DEAD_AFTER
+    if "JOBENGINE_WEB_DEAD_AFTER" in os.environ:  # as `jobengine web --dead-after` reads it
+        text = os.environ["JOBENGINE_WEB_DEAD_AFTER"]
+        try:
+            dead_after = Seconds().convert(text, None, None)
+        except click.BadParameter as error:
+            raise ConfigurationError(f"JOBENGINE_WEB_DEAD_AFTER={text!r}: {error}") from None
     return dashboard_server(
         engine,
         os.environ.get("JOBENGINE_WEB_HOST", DEFAULT_HOST),
         int(port_text),
         os.environ.get("JOBENGINE_WEB_READ_ONLY", "").lower() in ("1", "true", "yes"),
         os.environ.get("JOBENGINE_WEB_PUBLIC_URL") or None,
-        DEAD_AFTER,
+        dead_after,
     )
 
 

@@ -17,8 +17,9 @@ import pytest
 from click.testing import CliRunner
 from waiting import wait_for
 
-from jobengine import Status
+from jobengine import ConfigurationError, Engine, Status
 from jobengine.cli import main as cli
+from jobengine.cli.web import dashboard_from_environment
 from jobengine.demo import Demo
 from jobengine.store.wakeup import wakeup_folder
 
@@ -159,3 +160,22 @@ def test_jobengine_run_web_serves_beside_the_workers(tmp_path: Path) -> None:
         assert workers[0]["state"] == "alive"
     finally:
         assert stop(served, signal.SIGTERM) == 0
+
+
+def test_run_web_reads_its_dead_after_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    engine = Engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    monkeypatch.setenv("JOBENGINE_WEB_PORT", "0")
+    monkeypatch.setenv("JOBENGINE_WEB_DEAD_AFTER", "nan")
+    with pytest.raises(
+        ConfigurationError, match="JOBENGINE_WEB_DEAD_AFTER='nan': nan is not a usable number"
+    ):
+        dashboard_from_environment(engine)
+    monkeypatch.setenv("JOBENGINE_WEB_DEAD_AFTER", "7")
+    server = dashboard_from_environment(engine)
+    try:
+        assert server.config.dead_after == 7.0
+    finally:
+        server.socket.close()
+        engine.close()
