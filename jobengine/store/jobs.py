@@ -37,6 +37,7 @@ INSERT_ROW = f"({', '.join('?' * len(NEW_JOB_COLUMNS))}, 'PENDING', ?, 1)"
 INSERT_SQL = f"{INSERT_HEAD} VALUES {INSERT_ROW}"
 JOB_FIELDS = (*NEW_JOB_COLUMNS, "status", "created_at", "attempt")
 ARGUMENTS_BROKEN = "arguments are not valid JSON"
+ROW_BROKEN = "the job's row is not one jobengine wrote"
 
 __all__ = ["CANCEL_NOTICE", "CHANNEL", "Claim", "JobStore", "Move", "NewJob"]
 
@@ -259,7 +260,7 @@ class JobStore:
         """The claimed rows as jobs, best first; a row that cannot be read is failed."""
         jobs, broken = _decode(rows)
         if broken:
-            unreadable = [_unreadable(row, worker, now) for row in broken]
+            unreadable = [_unreadable(row, errors, worker, now) for row, errors in broken]
             if not start:  # still QUEUED: start it, to fail it
                 apply_moves(transaction, [begin for begin, _ in unreadable], now)
             apply_moves(transaction, [fail for _, fail in unreadable], now)
@@ -310,21 +311,38 @@ astuple_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*NEW_JOB_C
 """A new job's values in the order of its columns."""
 
 
-def _decode(rows: list[dict[str, Any]]) -> tuple[list[Job], list[dict[str, Any]]]:
-    """The claimed rows as jobs, and the rows that cannot be read as one."""
+def _decode(rows: list[dict[str, Any]]) -> tuple[list[Job], list[tuple[Row, str]]]:
+    """The claimed rows as jobs, and the rows that cannot be read as one with the reason."""
     jobs, broken = [], []
     for row in rows:
         try:
-            jobs.append(Job.from_row(row))
+            job = Job.from_row(row)
         except (ValueError, TypeError):  # json.JSONDecodeError is a ValueError
-            broken.append(row)
+            broken.append((row, f"{ARGUMENTS_BROKEN}: {str(row.get('args'))[:200]!r}"))
+            continue
+        wrong = _mistyped(job)
+        if wrong:  # a row another program wrote (SQLite keeps any value in any column)
+            broken.append((row, f"{ROW_BROKEN}: its {wrong} {getattr(job, wrong)!r} is no number"))
+        else:
+            jobs.append(job)
     return jobs, broken
 
 
-def _unreadable(row: dict[str, Any], worker: str, now: float) -> tuple[Move, Move]:
+def _mistyped(job: Job) -> str:
+    """The first numeric field of a claimed job that holds no number ('' if none)."""
+    for name in ("priority", "attempt", "max_attempts"):
+        if type(getattr(job, name)) is not int:
+            return name
+    if not isinstance(job.run_at, int | float):
+        return "run_at"
+    if job.timeout is not None and not isinstance(job.timeout, int | float):
+        return "timeout"
+    return ""
+
+
+def _unreadable(row: dict[str, Any], errors: str, worker: str, now: float) -> tuple[Move, Move]:
     """A claimed row no worker can read is started and failed at once, saying why."""
     guard = {"job_id": row["id"], "attempt": row["attempt"], "actor": worker, "worker": worker}
-    errors = f"{ARGUMENTS_BROKEN}: {str(row.get('args'))[:200]!r}"
     start = Move(
         **guard,
         source=Status.QUEUED,
@@ -337,7 +355,7 @@ def _unreadable(row: dict[str, Any], worker: str, now: float) -> tuple[Move, Mov
         source=Status.RUNNING,
         target=Status.FAILURE,
         verb="reap",
-        reason=ARGUMENTS_BROKEN,
+        reason=errors.split(":", 1)[0],
         changes={"finished_at": now, "errors": errors},
     )
     return start, fail

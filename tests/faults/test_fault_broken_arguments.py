@@ -38,3 +38,29 @@ def test_row_with_broken_arguments_fails_alone_and_its_batch_runs(database_url: 
     assert all(engine.get(job_id).result == 42 for job_id in good)
     engine.close()
     check_invariants(database_url)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("column", ["priority", "max_attempts", "timeout", "attempt"])
+def test_a_sqlite_row_with_text_in_a_number_fails_alone(sqlite_url: str, column: str) -> None:
+    """SQLite keeps any value in any column: a row another program wrote with text where a
+    number belongs once made every claim of the worker fail, and no job ran at all."""
+    engine = Engine(sqlite_url)
+    engine.job(answer)
+    job_ids = [engine.submit("answer") for _ in range(5)]
+    broken = job_ids[1]
+    with engine.store.database.transaction() as transaction:
+        transaction.execute(f"UPDATE jobs SET {column} = 'high' WHERE id = ?", (broken,))
+    with worker_thread(engine, concurrency=10, shutdown_timeout=2.0):
+
+        def settled() -> bool:
+            return not set(statuses(engine, job_ids).values()) & ({"PENDING"} | ACTIVE)
+
+        wait_for(settled, WAIT, f"jobs {job_ids} to end")
+    assert statuses(engine, job_ids) == {
+        job_id: "FAILURE" if job_id == broken else "SUCCESS" for job_id in job_ids
+    }
+    errors = read(engine, "SELECT errors FROM jobs WHERE id = ?", [broken])[0]["errors"]
+    assert errors == f"the job's row is not one jobengine wrote: its {column} 'high' is no number"
+    engine.close()
+    check_invariants(sqlite_url)
