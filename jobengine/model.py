@@ -111,10 +111,52 @@ class Job:
         job.__dict__.update(values)
         return job
 
+    @classmethod
+    def from_stored_row(cls, row: dict[str, Any]) -> Job:
+        """The job a row holds, to read and show, whoever wrote it: where SQLite (which keeps any
+        value in any column) holds text for a number, the number reads as 0 (a count or a time
+        it needs) or None; unreadable JSON reads as the text it is, under "unreadable"."""
+        try:
+            job = cls.from_row(row)
+        except (ValueError, TypeError):
+            job = None
+        if job is not None and not any(_not_number(row.get(name)) for name in NUMBERS):
+            return job
+        fixed = dict(row)
+        for name in NUMBERS:
+            if _not_number(fixed.get(name)):
+                fixed[name] = 0 if name in NEEDED_NUMBERS else None
+        for name in ("args", "result"):
+            fixed[name] = _readable_json(fixed.get(name))
+        return cls.from_row(fixed)
+
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__dataclass_fields__}
         data["status"] = self.status.value
         return data
+
+
+NEEDED_NUMBERS = ("priority", "attempt", "max_attempts", "run_at", "created_at")
+NUMBERS = (
+    *NEEDED_NUMBERS,
+    *("timeout", "queued_at", "started_at", "finished_at", "heartbeat", "progress"),
+    *("fire_time", "cancel_requested_at"),
+)
+
+
+def _not_number(value: Any) -> bool:
+    return value is not None and (isinstance(value, bool) or not isinstance(value, int | float))
+
+
+def _readable_json(text: Any) -> str | None:
+    """`text` if it is JSON (or empty), else a JSON object holding it as "unreadable"."""
+    if not text:
+        return None
+    try:
+        json.loads(text)
+    except (ValueError, TypeError):
+        return json.dumps({"unreadable": str(text)})
+    return str(text)
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,7 @@ class DiagnosisQueries(_Reader):
             " OR (j.status = 'TO_CANCEL' AND j.cancel_requested_at < ?)) ORDER BY j.id LIMIT ?",
             (*LIVE, now - dead_after, kill_grace, now, now - kill_grace, limit),
         )
-        return [Job.from_row(row) for row in rows]
+        return [Job.from_stored_row(row) for row in rows]
 
     def worth_a_look(self, failed_since: float, limit: int) -> list[Job]:
         """Jobs not ended, and jobs that failed since `failed_since`, newest first."""
@@ -112,7 +112,7 @@ class DiagnosisQueries(_Reader):
             " OR (status = ? AND finished_at >= ?) ORDER BY id DESC LIMIT ?",
             (Status.FAILURE.value, failed_since, limit),
         )
-        return [Job.from_row(row) for row in rows]
+        return [Job.from_stored_row(row) for row in rows]
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,7 @@ class JobStore:
 
     def get(self, job_id: int) -> Job | None:
         rows = self.database.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
-        return Job.from_row(rows[0]) if rows else None
+        return Job.from_stored_row(rows[0]) if rows else None
 
     def find(
         self,
@@ -127,7 +127,7 @@ class JobStore:
         rows = self.database.read(
             f"SELECT * FROM jobs{where} ORDER BY id DESC LIMIT ?", (*params, limit)
         )
-        return [Job.from_row(row) for row in rows]
+        return [Job.from_stored_row(row) for row in rows]
 
     def count_by_status(self) -> dict[Status, int]:
         rows = self.database.read("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status")
@@ -291,7 +291,7 @@ class JobStore:
         rows = self.database.read(
             f"SELECT * FROM jobs WHERE {' AND '.join(clauses)} ORDER BY id", params
         )
-        return [Job.from_row(row) for row in rows]
+        return [Job.from_stored_row(row) for row in rows]
 
 
 def pick_sql(database: Database, queue_count: int, type_count: int, lock: bool = True) -> str:

@@ -97,7 +97,7 @@ class JobQueries:
         rows = self.database.read(
             f"SELECT * FROM jobs{where} ORDER BY id {order} LIMIT ?", (*params, limit)
         )
-        jobs = [Job.from_row(row) for row in rows]
+        jobs = [Job.from_stored_row(row) for row in rows]
         return sorted(jobs, key=lambda job: -job.id)
 
     def count(self, wanted: JobSearch, at_most: int) -> int:
@@ -120,7 +120,7 @@ class JobQueries:
             " ORDER BY run_at, id LIMIT 1",
             (now,),
         )
-        return Job.from_row(rows[0]) if rows else None
+        return Job.from_stored_row(rows[0]) if rows else None
 
     def count_by_status_and_queue(self, status: Sequence[Status]) -> dict[tuple[Status, str], int]:
         """Jobs per (status, queue) of the given statuses, read through the status index: give
@@ -179,4 +179,4 @@ class JobQueries:
             "SELECT * FROM jobs WHERE parent = ? OR rerun_of = ? ORDER BY id LIMIT ?",
             (job_id, job_id, limit),
         )
-        return [Job.from_row(row) for row in rows]
+        return [Job.from_stored_row(row) for row in rows]

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from click.testing import CliRunner
 from fault_steps import ACTIVE, answer, read, statuses
 from invariants import check_invariants
+from starlette.testclient import TestClient
 from waiting import wait_for, worker_thread
 
 from jobengine import Engine
+from jobengine.cli import main
+from jobengine.web.app import create_app
+from jobengine.web.config import WebConfig
 
 WAIT = 10.0
 BROKEN = "{not json"
@@ -64,3 +69,38 @@ def test_a_sqlite_row_with_text_in_a_number_fails_alone(sqlite_url: str, column:
     assert errors == f"the job's row is not one jobengine wrote: its {column} 'high' is no number"
     engine.close()
     check_invariants(sqlite_url)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("column", "read_back"),
+    [
+        ("created_at", 0),
+        ("run_at", 0),
+        ("priority", 0),
+        ("timeout", None),
+        ("queued_at", None),
+        ("progress", None),
+        ("args", {"unreadable": "high"}),
+        ("result", {"unreadable": "high"}),
+    ],
+)
+def test_a_sqlite_row_with_a_bad_value_is_shown_not_a_crash(
+    sqlite_url: str, column: str, read_back: object
+) -> None:
+    """The command line and the dashboard read a row another program wrote: what cannot be read
+    shows as 0, none or the text it holds, and every other job is shown as it is."""
+    engine = Engine(sqlite_url)
+    engine.job(answer)
+    job_ids = [engine.submit("answer") for _ in range(3)]
+    with engine.store.database.transaction() as transaction:
+        transaction.execute(f"UPDATE jobs SET {column} = 'high' WHERE id = ?", (job_ids[1],))
+    assert getattr(engine.get(job_ids[1]), column) == read_back
+    assert [job.id for job in engine.list()] == job_ids[::-1]
+    for arguments in (["jobs"], ["jobs", "--json"], ["show", str(job_ids[1])]):
+        result = CliRunner().invoke(main, ["--database-url", sqlite_url, *arguments])
+        assert result.exit_code == 0, (arguments, result.output)
+    with TestClient(create_app(engine, WebConfig()), base_url="http://127.0.0.1") as client:
+        for path in ("/api/jobs", f"/api/jobs/{job_ids[1]}", "/jobs", f"/jobs/{job_ids[1]}"):
+            assert client.get(path).status_code == 200, path
+    engine.close()
