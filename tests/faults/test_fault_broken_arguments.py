@@ -18,6 +18,22 @@ WAIT = 10.0
 BROKEN = "{not json"
 
 
+def run_until_settled(engine: Engine, job_ids: list[int], broken: int) -> str:
+    """Run the jobs (a worker claims all of them at once) until each has ended: the broken one
+    FAILURE, every other SUCCESS; the broken one's errors."""
+    with worker_thread(engine, concurrency=10, shutdown_timeout=2.0):
+
+        def settled() -> bool:
+            return not set(statuses(engine, job_ids).values()) & ({"PENDING"} | ACTIVE)
+
+        wait_for(settled, WAIT, f"jobs {job_ids} to end")
+    assert statuses(engine, job_ids) == {
+        job_id: "FAILURE" if job_id == broken else "SUCCESS" for job_id in job_ids
+    }
+    errors: str = read(engine, "SELECT errors FROM jobs WHERE id = ?", [broken])[0]["errors"]
+    return errors
+
+
 @pytest.mark.timeout(60)
 def test_row_with_broken_arguments_fails_alone_and_its_batch_runs(database_url: str) -> None:
     engine = Engine(database_url)
@@ -27,16 +43,7 @@ def test_row_with_broken_arguments_fails_alone_and_its_batch_runs(database_url: 
     with engine.store.database.transaction() as transaction:  # what a bad migration might do
         transaction.execute("UPDATE jobs SET args = ? WHERE id = ?", (BROKEN, broken))
     good = [job_id for job_id in job_ids if job_id != broken]
-    with worker_thread(engine, concurrency=10, shutdown_timeout=2.0):  # claims all 5 at once
-
-        def settled() -> bool:
-            return not set(statuses(engine, job_ids).values()) & ({"PENDING"} | ACTIVE)
-
-        wait_for(settled, WAIT, f"jobs {job_ids} to end")
-    assert statuses(engine, job_ids) == {
-        job_id: "FAILURE" if job_id == broken else "SUCCESS" for job_id in job_ids
-    }
-    errors = read(engine, "SELECT errors FROM jobs WHERE id = ?", [broken])[0]["errors"]
+    errors = run_until_settled(engine, job_ids, broken)
     assert errors.startswith("arguments are not valid JSON") and BROKEN in errors, errors
     claims = read(engine, "SELECT job_id, at, actor FROM job_events WHERE verb = 'claim'")
     assert len(claims) == 5 and len({(row["at"], row["actor"]) for row in claims}) == 1, claims
@@ -56,16 +63,7 @@ def test_a_sqlite_row_with_text_in_a_number_fails_alone(sqlite_url: str, column:
     broken = job_ids[1]
     with engine.store.database.transaction() as transaction:
         transaction.execute(f"UPDATE jobs SET {column} = 'high' WHERE id = ?", (broken,))
-    with worker_thread(engine, concurrency=10, shutdown_timeout=2.0):
-
-        def settled() -> bool:
-            return not set(statuses(engine, job_ids).values()) & ({"PENDING"} | ACTIVE)
-
-        wait_for(settled, WAIT, f"jobs {job_ids} to end")
-    assert statuses(engine, job_ids) == {
-        job_id: "FAILURE" if job_id == broken else "SUCCESS" for job_id in job_ids
-    }
-    errors = read(engine, "SELECT errors FROM jobs WHERE id = ?", [broken])[0]["errors"]
+    errors = run_until_settled(engine, job_ids, broken)
     assert errors == f"the job's row is not one jobengine wrote: its {column} 'high' is no number"
     engine.close()
     check_invariants(sqlite_url)
