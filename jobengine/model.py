@@ -120,7 +120,7 @@ class Job:
             job = cls.from_row(row)
         except (ValueError, TypeError):
             job = None
-        if job is not None and not any(_not_number(row.get(name)) for name in NUMBERS):
+        if job is not None and not mistyped(row):
             return job
         fixed = dict(row)
         for name in NUMBERS:
@@ -142,6 +142,12 @@ NUMBERS = (
     *("timeout", "queued_at", "started_at", "finished_at", "heartbeat", "progress"),
     *("fire_time", "cancel_requested_at"),
 )
+
+
+def mistyped(row: dict[str, Any], names: tuple[str, ...] = NUMBERS) -> str:
+    """The first of the row's fields `names` that holds something else than a number or
+    nothing ('' if none): SQLite keeps any value in any column."""
+    return next((name for name in names if _not_number(row.get(name))), "")
 
 
 def _not_number(value: Any) -> bool:

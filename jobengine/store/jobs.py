@@ -8,7 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobengine.errors import JobNotFound, MoveConflict
-from jobengine.model import NEW_JOB_COLUMNS, Event, Job, Move, NewJob, Status
+from jobengine.model import (
+    NEEDED_NUMBERS,
+    NEW_JOB_COLUMNS,
+    Event,
+    Job,
+    Move,
+    NewJob,
+    Status,
+    mistyped,
+)
 from jobengine.store.database import Database, Row, Statement, Transaction
 from jobengine.store.listing import job_filters
 from jobengine.store.moves import (
@@ -38,6 +47,7 @@ INSERT_SQL = f"{INSERT_HEAD} VALUES {INSERT_ROW}"
 JOB_FIELDS = (*NEW_JOB_COLUMNS, "status", "created_at", "attempt")
 ARGUMENTS_BROKEN = "arguments are not valid JSON"
 ROW_BROKEN = "the job's row is not one jobengine wrote"
+CLAIMED_NUMBERS = (*NEEDED_NUMBERS, "timeout")  # what a worker computes with as it runs a job
 
 __all__ = ["CANCEL_NOTICE", "CHANNEL", "Claim", "JobStore", "Move", "NewJob"]
 
@@ -320,24 +330,12 @@ def _decode(rows: list[dict[str, Any]]) -> tuple[list[Job], list[tuple[Row, str]
         except (ValueError, TypeError):  # json.JSONDecodeError is a ValueError
             broken.append((row, f"{ARGUMENTS_BROKEN}: {str(row.get('args'))[:200]!r}"))
             continue
-        wrong = _mistyped(job)
-        if wrong:  # a row another program wrote (SQLite keeps any value in any column)
-            broken.append((row, f"{ROW_BROKEN}: its {wrong} {getattr(job, wrong)!r} is no number"))
+        wrong = mistyped(row, CLAIMED_NUMBERS)
+        if wrong:  # a row another program wrote
+            broken.append((row, f"{ROW_BROKEN}: its {wrong} {row[wrong]!r} is no number"))
         else:
             jobs.append(job)
     return jobs, broken
-
-
-def _mistyped(job: Job) -> str:
-    """The first numeric field of a claimed job that holds no number ('' if none)."""
-    for name in ("priority", "attempt", "max_attempts"):
-        if type(getattr(job, name)) is not int:
-            return name
-    if not isinstance(job.run_at, int | float):
-        return "run_at"
-    if job.timeout is not None and not isinstance(job.timeout, int | float):
-        return "timeout"
-    return ""
 
 
 def _unreadable(row: dict[str, Any], errors: str, worker: str, now: float) -> tuple[Move, Move]:
