@@ -19,6 +19,7 @@ from jobengine.errors import (
     JobNotFound,
     MoveConflict,
 )
+from jobengine.interrupts import shielded
 from jobengine.model import Event, Job, LogLine, Move, NewJob, Status
 from jobengine.registry import JobFunction, JobType, Registry
 from jobengine.scheduler import Scheduler
@@ -148,9 +149,15 @@ class Engine:
         self._listeners.append(listener)
 
     def wake_workers(self) -> None:
-        """Wake this process's workers now (other processes learn by NOTIFY or their poll)."""
-        for listener in list(self._listeners):
-            listener()
+        """Wake this process's workers now (other processes learn by NOTIFY or their poll).
+
+        Shielded: a job calls this (through submit and cancel), and a cancel landing inside
+        Event.set, after its lock is taken and before the `with` holds it, keeps the lock
+        taken for good; the next wake-up of the worker then waits forever.
+        """
+        with shielded():
+            for listener in list(self._listeners):
+                listener()
 
     # -- producing ------------------------------------------------------------------------------
 

@@ -129,6 +129,15 @@ def attach(job_log: JobLog | None) -> None:
 class RoutingHandler(logging.Handler):
     """Sends records made in a job's thread to that job's log."""
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """Without the handler's own lock (the job's log has one): logging takes it a step
+        before its `try`, so a cancel landing there in one job's thread would keep it taken
+        and every other job's logging, and every worker line, would wait forever."""
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
     def emit(self, record: logging.LogRecord) -> None:
         job_log = current_log()
         if job_log is not None:
