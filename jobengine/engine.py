@@ -155,8 +155,11 @@ class Engine:
         Event.set, after its lock is taken and before the `with` holds it, keeps the lock
         taken for good; the next wake-up of the worker then waits forever.
         """
+        listeners = list(self._listeners)
+        if not listeners:
+            return  # a process that only submits: no worker of its own to wake
         with shielded():
-            for listener in list(self._listeners):
+            for listener in listeners:
                 listener()
 
     # -- producing ------------------------------------------------------------------------------
