@@ -1,13 +1,20 @@
 """The PostgreSQL backend's own behaviour: what one statement on its own costs in round trips,
-and when a silent worker judges itself cut off from the server."""
+the connection kept for claims, and when a silent worker judges itself cut off from the
+server."""
 
 from __future__ import annotations
 
 import socket
 import time
 
+import psycopg
+import pytest
+
+from jobengine import Engine
+from jobengine.errors import DatabaseUnavailable
 from jobengine.store import open_database
 from jobengine.store.postgres import cut_off
+from jobengine.store.postgres_transaction import PostgresTransaction
 
 ALONE = "transaction_timestamp() = statement_timestamp() AS alone"
 
@@ -48,3 +55,62 @@ def test_a_port_that_refuses_cuts_off_no_one() -> None:
 
 def test_a_server_that_answers_cuts_off_no_one(postgres_url: str) -> None:
     assert not cut_off(postgres_url)
+
+
+def test_claims_run_alone_on_one_connection_with_the_claim_settings(postgres_url: str) -> None:
+    """A claim is one statement in autocommit on the connection kept for claims, whose session
+    has the planner settings in force; other transactions keep the server's defaults."""
+    database = open_database(postgres_url)
+    try:
+        question = (
+            f"SELECT pg_backend_pid() AS pid, current_setting('enable_sort') AS sort, {ALONE}"
+        )
+        with database.claim_transaction() as transaction:
+            [first] = transaction.execute(question)
+        with database.claim_transaction() as transaction:
+            [second] = transaction.execute(question)
+        [pooled] = database.read(question)
+    finally:
+        database.close()
+    assert first == second == {"pid": first["pid"], "sort": "off", "alone": True}
+    assert pooled["sort"] == "on"
+
+
+def test_a_claim_connection_the_server_closed_fails_one_claim_and_loses_no_job(
+    postgres_url: str,
+) -> None:
+    """The server ends the claim connection (a restart, an administrator): that claim raises
+    DatabaseUnavailable and takes nothing; the next one opens a new connection and claims."""
+    engine = Engine(postgres_url)
+    engine.job(name="noop")(_noop)
+    try:
+        job_id = engine.submit("noop")
+        with engine.store.database.claim_transaction() as transaction:
+            [row] = transaction.execute("SELECT pg_backend_pid() AS pid")
+        engine.store.database.read("SELECT pg_terminate_backend(?)", (row["pid"],))
+        with pytest.raises(DatabaseUnavailable):
+            engine.store.jobs.claim("w", [], 5, engine.clock.now(), start=True)
+        assert engine.get(job_id).status == "PENDING"
+        claimed = engine.store.jobs.claim("w", [], 5, engine.clock.now(), start=True)
+    finally:
+        engine.close()
+    assert [job.id for job in claimed] == [job_id]
+
+
+def test_a_failed_block_on_the_claim_connection_leaves_no_transaction_open(
+    postgres_url: str,
+) -> None:
+    database = open_database(postgres_url)
+    try:
+        failing = pytest.raises(psycopg.errors.DivisionByZero)
+        with failing, database.claim_transaction() as transaction:
+            assert isinstance(transaction, PostgresTransaction)
+            transaction.block([("SELECT 1", ()), ("SELECT 1 / 0", ())])
+        with database.claim_transaction() as transaction:
+            assert transaction.execute(f"SELECT {ALONE}") == [{"alone": True}]
+    finally:
+        database.close()
+
+
+def _noop() -> None:
+    return None

@@ -100,12 +100,11 @@ class Transaction(abc.ABC):
         columns: Sequence[str],
         claim: Statement,
         note: Statement,
-        before: Sequence[Statement] = (),
     ) -> tuple[list[bool], list[Row]]:
-        """`update_then_insert` of jobs, then `update_then_note` (a claim: `before`, `claim`,
-        `note`), atomic together; PostgreSQL sends them in one round trip."""
+        """`update_then_insert` of jobs, then `update_then_note` (a claim: `claim`, `note`),
+        atomic together; PostgreSQL sends them in one round trip."""
         won = self.update_then_insert("jobs", changes, insert, columns)
-        return won, self.update_then_note("jobs", claim, note, before)
+        return won, self.update_then_note("jobs", claim, note)
 
     def update_alike(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
@@ -132,13 +131,10 @@ class Transaction(abc.ABC):
         self.insert_rows(insert, columns, rows)
         return won
 
-    def update_then_note(
-        self, table: str, update: Statement, note: Statement, before: Sequence[Statement] = ()
-    ) -> list[Row]:
+    def update_then_note(self, table: str, update: Statement, note: Statement) -> list[Row]:
         """`update` (an UPDATE of `table` ... RETURNING *), then `note` (an INSERT whose SELECT
-        reads the updated rows as `moved`); the updated rows. `before` runs first (a setting).
-        PostgreSQL sends all of it in one round trip, as one statement after `before`."""
-        self.execute_batch(before)
+        reads the updated rows as `moved`); the updated rows. PostgreSQL sends them as one
+        statement."""
         rows = self.execute(*update)
         if rows:
             moved = f"SELECT * FROM {table} WHERE id IN ({', '.join('?' * len(rows))})"
@@ -170,7 +166,8 @@ class Database(abc.ABC):
     row_lock_skipping = ""
     # Follows the table name in the claim's pick, to make it read the claim index.
     claim_hint = ""
-    claim_setting = ""  # a statement run before the claim, in its transaction
+    # Sets, for its transaction, the planner settings a claim runs with (for `pages_read`).
+    claim_setting = ""
     # What the claim's pick selects of each row, and how its UPDATE finds those rows again.
     claim_pick = "id, status"
     claim_match = "(id, status) IN (SELECT id, status FROM picked)"
@@ -186,6 +183,12 @@ class Database(abc.ABC):
         """Open a transaction; `write` ones are serialised where the backend needs it. Not
         `atomic`: its statements need not commit together, and a backend whose transactions
         cost round trips commits each on its own."""
+
+    def claim_transaction(self) -> contextlib.AbstractContextManager[Transaction]:
+        """A transaction for a claim (with the moves recorded before it), its statements
+        committing on their own as in `transaction(atomic=False)`; a backend whose claim needs
+        planner settings opens it where they are already in force."""
+        return self.transaction(atomic=False)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """The rows of one query, read on its own (one round trip on PostgreSQL, not three:

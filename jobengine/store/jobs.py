@@ -228,7 +228,7 @@ class JobStore:
         if limit <= 0:
             return []
         statements = self._claim_sql(Claim(worker, queues, limit, types), now, start)
-        with self.database.transaction(atomic=False) as transaction:
+        with self.database.claim_transaction() as transaction:
             rows = transaction.update_then_note("jobs", *statements)
             return self._started(transaction, rows, worker, now, start)
 
@@ -239,7 +239,7 @@ class JobStore:
         together (one turn of SQLite's write lock, one round trip on PostgreSQL); the moves
         that lost try their next choice after, as in `move_first`."""
         first = [moves[0] for moves in choices]
-        with self.database.transaction(atomic=False) as transaction:
+        with self.database.claim_transaction() as transaction:
             won, rows = transaction.update_then_claim(
                 changes_of(first, now), "job_events", EVENT_FIELDS, *self._claim_sql(claim, now)
             )
@@ -253,16 +253,16 @@ class JobStore:
 
     def _claim_sql(
         self, claim: Claim, now: float, start: bool = True
-    ) -> tuple[Statement, Statement, list[Statement]]:
-        """The claim's statement, its event rows' statement, and the settings before them."""
-        setting, worker = self.database.claim_setting, claim.worker
+    ) -> tuple[Statement, Statement]:
+        """The claim's statement and its event rows' statement."""
+        worker = claim.worker
         statement = (
             self.claim_sql(len(claim.queues), len(claim.types), start),
             (now, *claim.queues, *claim.types, claim.limit, worker, now, now)
             + ((now,) if start else ()),
         )
         noted = (CLAIM_EVENTS if start else CLAIM_EVENT, (now, worker))
-        return statement, noted, [(setting, ())] if setting else []
+        return statement, noted
 
     def _started(
         self, transaction: Transaction, rows: list[Row], worker: str, now: float, start: bool

@@ -63,12 +63,8 @@ class PostgresTransaction(Transaction):
         sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){tail}"
         return self.execute(sql, [array_text(column) for column in zip(*rows, strict=True)])
 
-    def update_then_note(
-        self, table: str, update: Statement, note: Statement, before: Sequence[Statement] = ()
-    ) -> list[Row]:
-        statements = [*before, moved_then_noted(update, note)]
-        run = self.block if before else self.execute_batch  # a setting needs a block
-        return run(statements)[-1]
+    def update_then_note(self, table: str, update: Statement, note: Statement) -> list[Row]:
+        return self.execute(*moved_then_noted(update, note))
 
     def block(self, statements: Sequence[Statement]) -> list[list[Row]]:
         """`statements` atomic together in one round trip: in a block of their own (BEGIN ...
@@ -84,15 +80,14 @@ class PostgresTransaction(Transaction):
         columns: Sequence[str],
         claim: Statement,
         note: Statement,
-        before: Sequence[Statement] = (),
     ) -> tuple[list[bool], list[Row]]:
-        """One round trip: a statement per group of alike changes, the settings and the claim."""
+        """One round trip: a statement per group of alike changes, then the claim."""
         groups = alike_groups(changes)
         statements = [
             self.set_statement("jobs", [changes[i] for i in group], insert, columns)
             for group in groups
         ]
-        results = self.block([*statements, *before, moved_then_noted(claim, note)])
+        results = self.block([*statements, moved_then_noted(claim, note)])
         won = [False] * len(changes)
         for group, rows in zip(groups, results, strict=False):
             for row in rows:
@@ -166,10 +161,15 @@ def autocommit(connection: Any) -> Iterator[None]:
         yield
     finally:
         if not connection.closed:
-            if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                with contextlib.suppress(psycopg.Error):
-                    connection.execute("ROLLBACK")  # a block that a failed statement left open
+            roll_back_open_block(connection)
             connection.autocommit = False
+
+
+def roll_back_open_block(connection: Any) -> None:
+    """Roll back a block that a failed statement left open on an autocommit `connection`."""
+    if connection.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        with contextlib.suppress(psycopg.Error):
+            connection.execute("ROLLBACK")
 
 
 def block(connection: Any, atomic: bool) -> contextlib.AbstractContextManager[Any]:
