@@ -106,6 +106,7 @@ def run_job(job_type: JobType, args: dict[str, Any], context: JobContext, log: J
         log.write("ERROR", safe_traceback(error).rstrip())
         return failure_of(error)
     finally:
+        context.end()  # again: the cancel exception may have landed before the first did a thing
         log.close()
         joblog.attach(None)
         set_current(None)

@@ -183,6 +183,31 @@ def test_a_cancel_exception_means_canceled() -> None:
     assert outcome == Outcome(Status.CANCELED, errors="canceled by an operator", stopped=True)
 
 
+class CanceledAsItEnds(JobContext):
+    """The cancel exception landing at the first step of `end()` (the job function has just
+    returned), as the ladder's interrupt can: that first `end()` does nothing."""
+
+    landed = False
+
+    def end(self) -> None:
+        if not self.landed:
+            self.landed = True
+            raise JobCanceled("landed as the job ended")
+        super().end()
+
+
+def test_a_cancel_landing_as_the_job_ends_still_ends_the_context() -> None:
+    """Else the context stays running and later pushes of the ladder would land in the pooled
+    thread, in the pool's own code, after the job."""
+    context = CanceledAsItEnds(7, 1, "example", job_logger("example"), lambda f, m: None)
+    job_log = JobLog(7, 1, [].append, cap=1_000_000, clock=lambda: 1.0)
+    job_type = JobType(name="example", function=lambda: None)
+    outcome = run_job(job_type, {}, context, job_log)
+    assert context.landed
+    assert not context.running, "an interrupt could still be raised in this thread"
+    assert outcome.status is Status.CANCELED
+
+
 def test_job_canceled_is_not_swallowed_by_except_exception() -> None:
     def stubborn() -> str:
         try:
