@@ -106,7 +106,8 @@ def run_job(job_type: JobType, args: dict[str, Any], context: JobContext, log: J
         log.write("ERROR", safe_traceback(error).rstrip())
         return failure_of(error)
     finally:
-        context.end()  # again: the cancel exception may have landed before the first did a thing
+        if context.running:  # the cancel exception landed before the first end() did a thing
+            context.end()
         log.close()
         joblog.attach(None)
         set_current(None)
