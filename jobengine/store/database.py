@@ -57,10 +57,6 @@ class Transaction(abc.ABC):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one statement and return its rows (empty for statements without rows)."""
 
-    def execute_batch(self, statements: Sequence[Statement]) -> list[list[Row]]:
-        """Run several statements, each with its own parameters; their rows in order."""
-        return [self.execute(sql, params) for sql, params in statements]
-
     def insert_rows(
         self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]], returning: str = ""
     ) -> list[Row]:
