@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from jobengine import Engine, InvalidArguments, Status, UnknownJobType
+from jobengine.model import NewJob
 
 
 def test_submit_many_inserts_every_job_with_its_event_and_wakes_once(engine: Engine) -> None:
@@ -47,3 +48,38 @@ def test_submit_many_joins_the_callers_transaction(engine: Engine, database_url:
             engine.submit_many("add", [{"a": 1, "b": 2}] * 3, connection=connection)
             connection.rollback()
     assert engine.list() == []  # rolled back with the caller's own writes
+
+
+def test_jobs_alike_but_for_some_fields_keep_their_order_fields_and_exact_arguments(
+    engine: Engine,
+) -> None:
+    parent = engine.submit("add", a=1, b=2)
+    texts = [
+        '{"a": "it\'s \\"quoted\\", with a \\\\ and {braces}", "b": 1}',
+        '{"a": "\\u00fcn\\u00ef \\u20ac, NULL", "b": 12345678901234567890}',
+        '{"a": null, "b": 1.5e-300}',
+    ]
+    kinds = [("left", None), ("right", parent), ("left", parent)]
+    new_jobs = [
+        NewJob("add", texts[n // 3], kinds[n % 3][0], 0, 1.0, 1, parent=kinds[n % 3][1])
+        for n in range(9)
+    ]
+    store = engine.store
+    with store.database.transaction() as transaction:
+        ids = store.jobs.insert_many(transaction, new_jobs, 2.0, "bulk")
+    assert len(set(ids)) == 9
+    for job_id, new_job in zip(ids, new_jobs, strict=True):
+        assert job_id is not None
+        [row] = store.database.read("SELECT args, queue, parent FROM jobs WHERE id = ?", (job_id,))
+        assert (row["args"], row["queue"], row["parent"]) == (
+            new_job.args,
+            new_job.queue,
+            new_job.parent,
+        )
+        [event] = engine.events(job_id)
+        assert (event.verb, event.actor, event.to_status, event.at) == (
+            "submit",
+            "bulk",
+            Status.PENDING,
+            2.0,
+        )

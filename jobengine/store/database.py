@@ -73,6 +73,19 @@ class Transaction(abc.ABC):
             found += self.execute(sql, [value for row in part for value in row])
         return found
 
+    @abc.abstractmethod
+    def insert_each(
+        self,
+        table: str,
+        columns: Sequence[str],
+        shared: Sequence[Any],
+        column: str,
+        values: Sequence[Any],
+        returning: str = "",
+    ) -> list[Row]:
+        """One statement: a row for each of `values` (in `column`), its other `columns` all
+        `shared`, sent once for the whole batch; with `returning`, as `insert_rows`."""
+
     def update_then_insert(
         self, table: str, changes: Sequence[Change], insert: str, columns: Sequence[str]
     ) -> list[bool]:

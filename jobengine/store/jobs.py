@@ -44,7 +44,8 @@ CLAIM_EVENTS, CLAIM_EVENT = (
 INSERT_HEAD = f"INSERT INTO jobs ({', '.join(NEW_JOB_COLUMNS)}, status, created_at, attempt)"
 INSERT_ROW = f"({', '.join('?' * len(NEW_JOB_COLUMNS))}, 'PENDING', ?, 1)"
 INSERT_SQL = f"{INSERT_HEAD} VALUES {INSERT_ROW}"
-JOB_FIELDS = (*NEW_JOB_COLUMNS, "status", "created_at", "attempt")
+SHARED_COLUMNS = tuple(column for column in NEW_JOB_COLUMNS if column != "args")
+SHARED_FIELDS = (*SHARED_COLUMNS, "status", "created_at", "attempt")  # all a batch shares
 ARGUMENTS_BROKEN = "arguments are not valid JSON"
 ROW_BROKEN = "the job's row is not one jobengine wrote"
 CLAIMED_NUMBERS = (*NEEDED_NUMBERS, "timeout")  # what a worker computes with as it runs a job
@@ -100,20 +101,33 @@ class JobStore:
     def insert_many(
         self, transaction: Transaction, jobs: Sequence[NewJob], now: float, actor: str
     ) -> list[int | None]:
-        """Insert jobs as `insert` does; several without a schedule go in one statement (a few
-        on SQLite), with their submit events in one more."""
+        """Insert jobs as `insert` does; several without a schedule go in one statement per
+        set of jobs alike but for their arguments (one for a `submit_many`), with their submit
+        events in one more."""
         if len(jobs) == 1 or any(job.schedule for job in jobs):
             return [self.insert(transaction, job, now, actor) for job in jobs]
         for parent in {job.parent for job in jobs if job.parent is not None}:
             if not transaction.execute("SELECT 1 FROM jobs WHERE id = ?", (parent,)):
                 raise JobNotFound(f"no job has id {parent}; a parent must be an existing job")
-        values = [(*astuple_of(job), "PENDING", now, 1) for job in jobs]
-        rows = transaction.insert_rows("jobs", JOB_FIELDS, values, returning="id")
-        ids = sorted(int(row["id"]) for row in rows)  # assigned in the order of the rows
-        events = [(job_id, now, "submit", None, "PENDING", actor, None, 1) for job_id in ids]
-        transaction.insert_rows("job_events", EVENT_FIELDS, events)
-        self.database.notify_on_commit(transaction, CHANNEL, jobs[0].queue)
-        return list(ids)
+        alike: dict[tuple[Any, ...], list[int]] = {}
+        for index, job in enumerate(jobs):
+            alike.setdefault(shared_of(job), []).append(index)
+        ids: list[int | None] = [None] * len(jobs)
+        inserted: list[int] = []
+        for shared, indexes in alike.items():
+            arguments = [jobs[index].args for index in indexes]
+            rows = transaction.insert_each(
+                "jobs", SHARED_FIELDS, (*shared, "PENDING", now, 1), "args", arguments, "id"
+            )
+            assigned = sorted(int(row["id"]) for row in rows)  # in the order of the rows
+            inserted += assigned
+            for index, job_id in zip(indexes, assigned, strict=True):
+                ids[index] = job_id
+        event = (now, "submit", None, "PENDING", actor, None, 1)
+        transaction.insert_each("job_events", EVENT_FIELDS[1:], event, "job_id", sorted(inserted))
+        for queue in {job.queue for job in jobs}:
+            self.database.notify_on_commit(transaction, CHANNEL, queue)
+        return ids
 
     def get(self, job_id: int) -> Job | None:
         rows = self.database.read("SELECT * FROM jobs WHERE id = ?", (job_id,))
@@ -318,6 +332,7 @@ def pick_sql(database: Database, queue_count: int, type_count: int, lock: bool =
 
 
 astuple_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*NEW_JOB_COLUMNS)
+shared_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*SHARED_COLUMNS)
 """A new job's values in the order of its columns."""
 
 

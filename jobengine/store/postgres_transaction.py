@@ -63,6 +63,26 @@ class PostgresTransaction(Transaction):
         sql = f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM unnest({arrays}){tail}"
         return self.execute(sql, [array_text(column) for column in zip(*rows, strict=True)])
 
+    def insert_each(
+        self,
+        table: str,
+        columns: Sequence[str],
+        shared: Sequence[Any],
+        column: str,
+        values: Sequence[Any],
+        returning: str = "",
+    ) -> list[Row]:
+        """INSERT ... SELECT over `unnest` of one array of the values, in their order."""
+        types = self.types(table)
+        marks = ", ".join(f"?::{types[name]}" for name in columns)
+        tail = f" RETURNING {returning}" if returning else ""
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}, {column}) SELECT {marks}, given.value"
+            f" FROM unnest(?::{types[column]}[]) WITH ORDINALITY AS given (value, n)"
+            f" ORDER BY given.n{tail}"
+        )
+        return self.execute(sql, [*shared, array_text(values)])
+
     def update_then_note(self, table: str, update: Statement, note: Statement) -> list[Row]:
         return self.execute(*moved_then_noted(update, note))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import threading
@@ -68,6 +69,23 @@ class SqliteTransaction(Transaction):
             return []
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def insert_each(
+        self,
+        table: str,
+        columns: Sequence[str],
+        shared: Sequence[Any],
+        column: str,
+        values: Sequence[Any],
+        returning: str = "",
+    ) -> list[Row]:
+        """INSERT ... SELECT over `json_each` of the values as one JSON array, in their order."""
+        tail = f" RETURNING {returning}" if returning else ""
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}, {column})"
+            f" SELECT {', '.join('?' * len(shared))}, value FROM json_each(?) ORDER BY key{tail}"
+        )
+        return self.execute(sql, [*shared, json.dumps(list(values))])
 
 
 class SqliteDatabase(Database):
