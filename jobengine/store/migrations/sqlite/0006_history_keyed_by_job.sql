@@ -1,0 +1,3 @@
+-- jobengine schema 6: nothing to change on SQLite. PostgreSQL drops the primary keys on id of
+-- job_events and job_logs, which no query used; here id is the rowid itself, which costs no
+-- index of its own.
