@@ -50,6 +50,9 @@ class Engine:
         self.registry = Registry()
         self.pool_size = limits.whole("pool_size", pool_size, 1, 1000)
         self._store: Store | None = None
+        self.creates_database = True
+        """False: a database that does not exist yet is refused, not created (the CLI's
+        commands that only read or steer existing jobs set it)."""
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
         self.schedules = Scheduler(
@@ -69,7 +72,9 @@ class Engine:
     def store(self) -> Store:
         with self._lock:
             if self._store is None:
-                self._store = Store.open(self.url, pool_size=self.pool_size)
+                self._store = Store.open(
+                    self.url, pool_size=self.pool_size, create=self.creates_database
+                )
             return self._store
 
     def close(self) -> None:
@@ -289,16 +294,15 @@ class Engine:
         after: int | None = None,
     ) -> Jobs:
         """Jobs newest first; pass the last id of a page as `after` to get the next page."""
-        statuses = [status] if isinstance(status, str) else list(status or [])
+        given = [status] if isinstance(status, str) else list(status or [])
+        statuses = [parse_status(value) for value in given]  # bad input before the database
         if limits.whole("limit", limit) < 0:
             raise ConfigurationError(f"limit must be 0 or more, not {limit}")
         for name, value in (("type", type), ("queue", queue)):
             if value is not None and not isinstance(value, str):
                 raise ConfigurationError(f"{name} must be text, not {value!r}")
         after = None if after is None else limits.whole("after", after)
-        return self.store.jobs.find(
-            [parse_status(value) for value in statuses], type, queue, limit, after
-        )
+        return self.store.jobs.find(statuses, type, queue, limit, after)
 
     def events(self, job_id: int) -> Events:
         self.get(job_id)

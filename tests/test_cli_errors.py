@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 import uuid
 from pathlib import Path
 
@@ -52,6 +53,69 @@ def test_bad_submit_is_one_clear_line_and_writes_nothing(
     rows_before = count_rows(reader.store)
     one_clear_line(run(database_url, app, "submit", *arguments), message)
     assert count_rows(reader.store) == rows_before
+
+
+EXISTING_ONLY = {
+    "jobs": ["jobs"],
+    "show": ["show", "1"],
+    "why": ["why", "1"],
+    "cancel": ["cancel", "1"],
+    "workers": ["workers"],
+    "schedules list": ["schedules", "list"],
+    "web": ["web", "--port", "0"],
+}
+
+
+@pytest.mark.parametrize("case", list(EXISTING_ONLY))
+def test_a_mistyped_sqlite_path_is_refused_not_created(tmp_path: Path, app: str, case: str) -> None:
+    path = tmp_path / "jbos.db"  # the operator meant jobs.db
+    result = run(f"sqlite:///{path}", app, *EXISTING_ONLY[case])
+    one_clear_line(result, f"no SQLite database at {str(path)!r}: check the path in --database-url")
+    assert "`jobengine db upgrade`" in result.stderr
+    assert not path.exists()
+
+
+def test_the_doctor_and_a_bundle_say_the_database_is_missing_and_create_none(
+    tmp_path: Path,
+) -> None:
+    path, bundle = tmp_path / "jbos.db", tmp_path / "bundle.tar.gz"
+    result = run(f"sqlite:///{path}", None, "doctor")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("FAIL  database:") and f"no SQLite database at {str(path)!r}" in first
+    assert run(f"sqlite:///{path}", None, "support-bundle", "-o", str(bundle)).exit_code == 0
+    with tarfile.open(bundle) as archive:
+        [doctor] = [name for name in archive.getnames() if name.endswith("/doctor.txt")]
+        text = archive.extractfile(doctor).read().decode()  # type: ignore[union-attr]
+    assert f"no SQLite database at {str(path)!r}" in text
+    assert not path.exists()
+
+
+def test_db_status_and_sql_read_a_missing_database_without_creating_it(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    status = run(f"sqlite:///{path}", None, "db", "status")
+    assert status.exit_code == 0 and "not created yet: `jobengine db upgrade`" in status.stdout
+    assert "applied: none" in status.stdout
+    sql = run(f"sqlite:///{path}", None, "db", "sql")
+    assert sql.exit_code == 0 and "CREATE TABLE jobs" in sql.stdout
+    assert not path.exists()
+    assert run(f"sqlite:///{path}", None, "db", "upgrade").exit_code == 0
+    assert (
+        path.exists()
+        and "not created yet" not in run(f"sqlite:///{path}", None, "db", "status").stdout
+    )
+
+
+def test_submit_worker_and_api_still_create_a_new_database(tmp_path: Path, app: str) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    job_id = submit(url, app, "add", "--arg", "a=1", "--arg", "b=2")
+    assert f"{job_id}" in run(url, app, "jobs").stdout
+    engine = Engine(f"sqlite:///{tmp_path / 'by_api.db'}")
+    try:
+        assert engine.list() == []  # the Python API creates, as before
+    finally:
+        engine.close()
+    assert (tmp_path / "by_api.db").exists()
 
 
 @pytest.mark.parametrize("command", ["show", "cancel", "rerun", "log"])

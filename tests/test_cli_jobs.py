@@ -191,8 +191,8 @@ def test_run_now_makes_a_job_due_later_due_now(database_url: str, app: str, read
 
 
 def test_run_now_refuses_unknown_and_ended_jobs(database_url: str, app: str) -> None:
-    one_clear_line(run(database_url, app, "run-now", "424242"), "no job has id 424242")
     job_id = submit(database_url, app, "add", "--arg", "a=1", "--arg", "b=2", "--in", "1h")
+    one_clear_line(run(database_url, app, "run-now", "424242"), "no job has id 424242")
     ok(run(database_url, app, "cancel", str(job_id)))
     one_clear_line(
         run(database_url, app, "run-now", str(job_id)),

@@ -167,6 +167,7 @@ def test_a_bad_count_of_fire_times_says_the_range(cli: CliRunnerCall, command: l
 
 
 def test_unknown_type_and_unknown_schedule(cli: CliRunnerCall, reader: Engine) -> None:
+    assert schedule_count(reader) == 0  # the database exists: the commands below use it
     result = cli("add", "bad", "nosuch", "--every", "1m")
     assert result.exit_code != 0
     assert "job type 'nosuch' is not registered; known types: report" in result.output

@@ -341,6 +341,7 @@ def test_autovacuum_turned_off_for_the_jobs_table_is_named(postgres_url: str) ->
 
 
 def test_doctor_json_lists_every_check_and_exits_1_on_a_problem(engine: Engine) -> None:
+    assert engine.list() == []  # the database exists, with no worker
     result = cli(engine.url, "doctor", "--json")
 
     assert result.exit_code == 1

@@ -14,6 +14,7 @@ from diagnosis_steps import DiagnosisApp, cli, diagnosis_app
 from waiting import wait_for, wait_for_status
 
 from jobengine import Status
+from jobengine.store import Store
 
 pytestmark = pytest.mark.timeout(180)
 # Passwords with the characters that break URLs, planted everywhere a secret can hide.
@@ -159,6 +160,7 @@ def test_a_bundle_without_the_log_file_says_so(tmp_path: Path, database_url: str
 
 def test_a_bundle_names_the_jobs_it_could_not_find(tmp_path: Path, database_url: str) -> None:
     output = tmp_path / "bundle.tar.gz"
+    Store.open(database_url).close()  # a bundle is of an existing database
 
     result = cli(database_url, "support-bundle", "-o", str(output), "--job", "4242")
 

@@ -381,6 +381,7 @@ def test_the_dashboard_seam_gives_the_engine_verdict(engine: Engine) -> None:
 
 
 def test_why_of_an_unknown_job_is_one_clear_line(engine: Engine) -> None:
+    assert engine.list() == []  # the database exists, without job 999
     result = cli(engine.url, "why", "999")
 
     assert result.exit_code == 1

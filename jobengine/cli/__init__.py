@@ -206,9 +206,13 @@ class _LazyEngine:
             self._engine.close()
 
 
-def engine_of(context: click.Context) -> Engine:
+def engine_of(context: click.Context, creates: bool = False) -> Engine:
+    """The app's engine; unless the command `creates` (submit, worker, run, schedules add),
+    a database that does not exist yet is refused, not created at a mistyped path."""
     lazy: _LazyEngine = context.find_root().obj
-    return lazy.get()
+    engine = lazy.get()
+    engine.creates_database = creates
+    return engine
 
 
 def _register() -> None:

@@ -42,7 +42,8 @@ def status(context: click.Context) -> None:
         applied, missing = migrations.status(database)
     finally:
         database.close()
-    click.echo(f"database: {mask_url(engine_of(context).url)}")
+    absent = " (not created yet: `jobengine db upgrade` creates it)" if database.missing() else ""
+    click.echo(f"database: {mask_url(engine_of(context).url)}{absent}")
     click.echo(f"applied: {', '.join(map(str, applied)) or 'none'}")
     click.echo(f"to apply: {', '.join(f'{m.version} ({m.name})' for m in missing) or 'none'}")
     problem = migrations.newer_than_known(applied, database.dialect)

@@ -81,7 +81,7 @@ def submit(
     """Submit a job of TYPE and print its id."""
     if delay and at:
         raise ConfigurationError("give --in or --at, not both")
-    engine = engine_of(context)
+    engine = engine_of(context, creates=True)
     job_id = engine.submit(
         type,
         arguments=parse_arguments(pairs, json_text),

@@ -153,7 +153,7 @@ def add(
     timing = timing_options(expression, every)
     if not timing:
         raise ConfigurationError("give --cron EXPR (e.g. '*/5 * * * *') or --every DURATION")
-    schedule = engine_of(context).schedules.add(
+    schedule = engine_of(context, creates=True).schedules.add(
         name,
         type,
         timing.pop("expression", None),

@@ -98,7 +98,7 @@ def run(
         worker_options["log_level"].upper(),
         database_urls(context),
     )
-    engine = engine_of(context)  # fails now, not in every worker, if the app cannot load
+    engine = engine_of(context, creates=True)  # an app that cannot load fails here, once
     with contextlib.suppress(DatabaseUnavailable):  # a server that is down may come back
         engine.store  # noqa: B018 - a URL or a folder that is wrong never will: say so once
     settings = SupervisorSettings(

@@ -157,7 +157,7 @@ def worker(
 ) -> None:
     """Claim and run jobs until SIGTERM or SIGINT (a second signal stops waiting)."""
     check_intervals({"dead_after": dead_after, "heartbeat_interval": heartbeat_interval})
-    engine = engine_of(context)
+    engine = engine_of(context, creates=True)
     settings = Settings(
         concurrency=concurrency,
         queues=tuple(q for q in queues.split(",") if q),

@@ -42,10 +42,18 @@ class Store:
         self.schedules = ScheduleStore(database)
 
     @classmethod
-    def open(cls, url: str, pool_size: int = 10) -> Store:
-        """Open a database; a new, empty one gets the schema, an outdated one is refused."""
+    def open(cls, url: str, pool_size: int = 10, create: bool = True) -> Store:
+        """Open a database; a new, empty one gets the schema, an outdated one is refused.
+        Without `create`, a database that does not exist yet is refused, not created."""
         database = open_database(url, pool_size=pool_size)
         try:
+            problem = None if create else database.missing()
+            if problem:
+                raise ConfigurationError(
+                    f"{problem}: check the path in --database-url (or JOBENGINE_DATABASE_URL);"
+                    " this command uses an existing one and creates none (`jobengine db upgrade`, a"
+                    " first `jobengine submit` or `jobengine worker` creates one)"
+                )
             migrations.ensure(database)
         except BaseException:
             database.close()

@@ -218,6 +218,11 @@ class Database(abc.ABC):
     def close(self) -> None:
         """Release every connection."""
 
+    def missing(self) -> str | None:
+        """What is missing when the database does not exist yet (so that opening it would
+        create it); None when it exists, or when only its server can tell (PostgreSQL)."""
+        return None
+
     @abc.abstractmethod
     def lock_migrations(self, transaction: Transaction) -> None:
         """Hold off other processes migrating the same database until `transaction` ends."""

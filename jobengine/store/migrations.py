@@ -94,8 +94,9 @@ def applied_versions(database: Database) -> list[int] | None:
 
 
 def status(database: Database) -> tuple[list[int], list[Migration]]:
-    """(applied versions, migrations still to apply)."""
-    applied = applied_versions(database) or []
+    """(applied versions, migrations still to apply); a database not created yet has none
+    applied, and asking does not create it."""
+    applied = [] if database.missing() else applied_versions(database) or []
     return applied, [m for m in available(database.dialect) if m.version not in applied]
 
 

@@ -252,6 +252,11 @@ class SqliteDatabase(Database):
     def shorten_waits(self, seconds: float) -> None:
         self.busy_timeout_ms = int(seconds * 1000)
 
+    def missing(self) -> str | None:
+        if os.path.exists(self.path):
+            return None
+        return f"no SQLite database at {os.path.abspath(self.path)!r}"
+
     def lock_migrations(self, transaction: Transaction) -> None:
         """BEGIN IMMEDIATE already keeps every other writer out."""
 

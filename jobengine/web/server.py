@@ -43,6 +43,7 @@ class DashboardServer:
 
     def __init__(self, engine: Engine, config: WebConfig) -> None:
         config.check_binding()
+        engine.store  # noqa: B018 - a missing or outdated database is said before the port is taken
         self.config = config
         self.socket = listen(config.host, config.port)
         self.port = int(self.socket.getsockname()[1])

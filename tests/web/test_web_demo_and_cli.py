@@ -127,6 +127,7 @@ def test_make_demo_starts_again_after_a_demo_was_killed() -> None:
 
 
 def test_jobengine_web_serves_until_sigterm(tmp_path: Path) -> None:
+    (tmp_path / "web.db").touch()  # `jobengine web` serves an existing database, creates none
     database = f"sqlite:///{tmp_path / 'web.db'}"
     served = serve(["jobengine", "--database-url", database, "web", "--port", "0"], tmp_path)
     assert httpx.get(f"{served.url}/api/jobs", timeout=10).json()["jobs"] == []
