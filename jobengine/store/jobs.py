@@ -332,8 +332,9 @@ def pick_sql(database: Database, queue_count: int, type_count: int, lock: bool =
 
 
 astuple_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*NEW_JOB_COLUMNS)
-shared_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*SHARED_COLUMNS)
 """A new job's values in the order of its columns."""
+shared_of: Callable[[NewJob], tuple[Any, ...]] = operator.attrgetter(*SHARED_COLUMNS)
+"""A new job's values but its arguments: what the jobs of one `insert_each` share."""
 
 
 def _decode(rows: list[dict[str, Any]]) -> tuple[list[Job], list[tuple[Row, str]]]:
