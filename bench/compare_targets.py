@@ -109,7 +109,8 @@ NOTES = [
     "the last finish the system itself recorded (Huey records none: the poll that first saw "
     "its queue empty, every 20 ms).",
     "- Durability alike: PostgreSQL with its defaults (fsync, synchronous_commit on), every "
-    "table logged; SQLite in WAL with synchronous=NORMAL.",
+    "table logged, except that jobengine's claims committing alone do not wait for the flush "
+    "(a lost claim leaves its job PENDING; decision 0010); SQLite in WAL with synchronous=NORMAL.",
     "- PgQueuer 1.6: asyncpg driver, uvloop, async entrypoints, dequeue batches of 50, its "
     "buffered completions; durability `durable` (its default). Keeps two `pgqueuer_log` rows "
     "per finished job (the history is inserted there).",

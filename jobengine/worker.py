@@ -165,7 +165,13 @@ class Worker:
         return running
 
     def launch(self, job: Job) -> Running:
-        """Hand a started job to its executor."""
+        """Hand a started job to its executor. One it runs already at that attempt (a database
+        crash lost the claim, decision 0010, and it was claimed again) runs on, not twice."""
+        with self.lock:
+            running = self.running.get(job.id)
+        if running is not None and running.job.attempt == job.attempt:
+            log.warning("job %s was claimed again (its claim was lost); its run goes on", job.id)
+            return running
         running = self.prepare(job)
         self.executors[running.job_type.isolation].start(running, self.finished)
         return running
@@ -386,14 +392,14 @@ class Worker:
             self.engine.schedules.tick(now)
 
     def _stop_jobs_given_to_others(self) -> None:
-        """A worker that was paused past dead-after finds its jobs recovered by others: it stops
-        running them (their outcomes would be refused anyway)."""
+        """Jobs no longer its own (it was paused past dead-after and others recovered them, or
+        a database crash lost their claim): it stops them (their outcomes would be refused)."""
         active = [running for running in self.active() if running.context.running]
         if not active:
             return
         owned = {job.id for job in self.store.jobs.owned(self.id, sorted(ACTIVE))}
-        message = "job %s was recovered from worker %s (declared dead); stopping it"
-        reason = "this worker was declared dead and the job recovered by others"
+        message = "job %s is no longer worker %s's (recovered, or its claim lost); stopping it"
+        reason = "the job is no longer this worker's: recovered by others, or its claim lost"
         for running in active:
             if running.job.id not in owned:
                 log.warning(message, running.job.id, self.id)

@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 
@@ -28,6 +29,11 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+# Nothing writes the WAL to disk but commits and the WAL writer: no background writer, no
+# autovacuum (a test that stops the WAL writer decides what reaches the disk).
+ONLY_COMMITS_WRITE_THE_WAL = ["bgwriter_lru_maxpages=0", "autovacuum=off"]
+
+
 class PrivateServer:
     """A throw-away PostgreSQL cluster in a temporary folder, on a free port of its own."""
 
@@ -35,6 +41,7 @@ class PrivateServer:
         self.folder, self.binaries = folder, binaries
         self.data = folder / "data"
         self.port = 0
+        self.settings: list[str] = []  # more "name=value" settings for the next start
         self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
     @property
@@ -50,6 +57,7 @@ class PrivateServer:
 
     def start(self) -> None:
         options = f"-k {self.folder} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options += "".join(f" -c {setting}" for setting in self.settings)
         log = str(self.folder / "server.log")
         self.run("pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "start")
 
@@ -70,6 +78,20 @@ class PrivateServer:
 
     def stop(self, mode: str = "fast") -> None:
         self.run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def answers(self) -> bool:
+        try:
+            psycopg.connect(self.url, connect_timeout=2).close()
+        except psycopg.OperationalError:
+            return False
+        return True
+
+    def process(self, name: str) -> int:
+        """The pid of one of the server's own processes: 'walwriter', 'checkpointer', ..."""
+        postmaster = (self.data / "postmaster.pid").read_text().split()[0]
+        command = ["pgrep", "-P", postmaster, "-f", f"postgres: {name}"]
+        found = subprocess.run(command, check=True, capture_output=True, text=True, timeout=10)
+        return int(found.stdout.split()[0])
 
 
 @contextlib.contextmanager

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from private_postgres import PrivateServer, private_server
-from waiting import wait_for
+from private_postgres import ONLY_COMMITS_WRITE_THE_WAL, PrivateServer, private_server
+from waiting import wait_for, wait_for_status, worker_thread
 
 from jobengine import DatabaseUnavailable, Engine, Status
 
@@ -115,6 +117,43 @@ def test_the_worker_survives_a_database_restart_and_records_each_job_once(
             assert worker.wait(timeout=40) == 0
         finally:
             engine.close()
+
+
+def test_a_crash_that_loses_a_claim_leaves_the_job_to_its_one_run() -> None:
+    """A claim committing alone does not wait for the WAL flush (decision 0010): the server
+    crashing right after loses it, the job PENDING again while the worker runs it. The worker
+    claims it again and the run goes on as that claim's: the job runs once, ends SUCCESS."""
+    runs, release = [], threading.Event()
+    with private_server() as server:
+        server.settings = ONLY_COMMITS_WRITE_THE_WAL
+        server.restart()
+        engine = Engine(server.url)
+        engine.job(name="held")(lambda: runs.append(1) or release.wait(60))
+        try:
+            with worker_thread(engine, heartbeat_interval=30.0, dead_after=90.0):
+                writer = server.process("walwriter")
+                os.kill(writer, signal.SIGSTOP)
+                job_id = engine.submit("held")
+                wait_for(lambda: runs, 30, "the job to run")
+                first_start = engine.get(job_id).started_at or 0.0  # visible, not on disk yet
+                os.kill(writer, signal.SIGKILL)  # a crash: the postmaster resets every process
+                wait_for(lambda: started_after(engine, job_id, first_start), 60, "a new claim")
+                release.set()
+                wait_for_status(engine, job_id, {Status.SUCCESS}, 30)
+            verbs = [event.verb for event in engine.events(job_id)]
+        finally:
+            release.set()
+            engine.close()
+    assert runs == [1]
+    assert verbs == ["submit", "claim", "start", "finish"]  # the lost claim left no event
+
+
+def started_after(engine: Engine, job_id: int, before: float) -> bool:
+    try:
+        started = engine.get(job_id).started_at
+    except DatabaseUnavailable:
+        return False  # the server is still recovering
+    return started is not None and started > before
 
 
 def restart_under(worker: subprocess.Popen[bytes], server: PrivateServer, log: Path) -> None:

@@ -4,15 +4,21 @@ server."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import time
 
 import psycopg
 import pytest
+from private_postgres import ONLY_COMMITS_WRITE_THE_WAL, private_server
+from waiting import wait_for
 
-from jobengine import Engine
+from jobengine import Engine, Status
 from jobengine.errors import DatabaseUnavailable
+from jobengine.model import Move
 from jobengine.store import open_database
+from jobengine.store.jobs import Claim
 from jobengine.store.postgres import cut_off
 from jobengine.store.postgres_transaction import PostgresTransaction
 
@@ -110,6 +116,51 @@ def test_a_failed_block_on_the_claim_connection_leaves_no_transaction_open(
             assert transaction.execute(f"SELECT {ALONE}") == [{"alone": True}]
     finally:
         database.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(120)
+def test_a_claim_alone_is_lost_in_a_crash_before_the_flush_and_its_job_stays_pending() -> None:
+    """Decision 0010: a claim committing alone does not wait for the WAL flush; the claim and
+    the finish committed together in the recorder's block do. With the WAL writer stopped,
+    the server crashes (a killed server process): the lone claim is gone, its job PENDING at
+    its attempt as if never claimed; what was committed before it, and the block, are kept."""
+    with private_server() as server:
+        server.settings = ONLY_COMMITS_WRITE_THE_WAL
+        server.restart()
+        engine = Engine(server.url)
+        engine.job(name="noop")(_noop)
+        first, second, third = (engine.submit("noop") for _ in range(3))
+        try:
+            [_] = engine.store.jobs.claim("w", [], 1, engine.clock.now(), start=True)
+            now = engine.clock.now()
+            finish = Move(first, 1, Status.RUNNING, Status.SUCCESS, "finish", "w", worker="w")
+            _, [claimed] = engine.store.jobs.record_then_claim(
+                [[finish]], now, Claim("w", [], 1, ["noop"])
+            )
+            assert claimed.id == second
+            writer = server.process("walwriter")
+            os.kill(writer, signal.SIGSTOP)
+            [lost] = engine.store.jobs.claim("w", [], 1, engine.clock.now(), start=True)
+            assert lost.id == third
+            os.kill(writer, signal.SIGKILL)  # the postmaster resets every process
+        finally:
+            engine.close()
+        wait_for(server.answers, 60, "the server to recover from the crash")
+        engine = Engine(server.url)
+        try:
+            jobs = [engine.get(job_id) for job_id in (first, second, third)]
+            verbs = [[event.verb for event in engine.events(job.id)] for job in jobs]
+        finally:
+            engine.close()
+    assert [(job.status, job.attempt) for job in jobs] == [
+        (Status.SUCCESS, 1),
+        (Status.RUNNING, 1),
+        (Status.PENDING, 1),
+    ]
+    assert verbs[0] == ["submit", "claim", "start", "finish"]
+    assert verbs[1] == ["submit", "claim", "start"]
+    assert verbs[2] == ["submit"]  # the lost claim's events went with it
 
 
 def _noop() -> None:

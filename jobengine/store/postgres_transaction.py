@@ -15,6 +15,12 @@ except ImportError:  # pragma: no cover - depends on the installed extras
     psycopg = None  # type: ignore[assignment]
 
 
+# A transaction's own setting, read as it commits: its commit returns once written to the WAL's
+# buffers, flushed by the WAL writer within a few hundred milliseconds or by any later commit
+# that waits (decision 0010: only a claim that commits alone, whose loss leaves its jobs PENDING).
+UNFLUSHED = "unflushed AS (SELECT set_config('synchronous_commit', 'off', true))"
+
+
 def _sql(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
@@ -84,7 +90,9 @@ class PostgresTransaction(Transaction):
         return self.execute(sql, [*shared, array_text(values)])
 
     def update_then_note(self, table: str, update: Statement, note: Statement) -> list[Row]:
-        return self.execute(*moved_then_noted(update, note))
+        """One statement. Committing alone (autocommit: a claim), it does not wait for the WAL
+        flush of its commit (decision 0010); in a block it leaves the block's commit alone."""
+        return self.execute(*moved_then_noted(update, note, flushed=not self.connection.autocommit))
 
     def block(self, statements: Sequence[Statement]) -> list[list[Row]]:
         """`statements` atomic together in one round trip: in a block of their own (BEGIN ...
@@ -197,10 +205,12 @@ def block(connection: Any, atomic: bool) -> contextlib.AbstractContextManager[An
     return connection.transaction() if atomic else autocommit(connection)
 
 
-def moved_then_noted(update: Statement, note: Statement) -> Statement:
-    """One statement: `update` (... RETURNING *), then `note` reading its rows as `moved`."""
-    sql = f"WITH moved AS ({update[0]}), noted AS ({note[0]}) SELECT * FROM moved"
-    return sql, [*update[1], *note[1]]
+def moved_then_noted(update: Statement, note: Statement, flushed: bool = True) -> Statement:
+    """One statement: `update` (... RETURNING *), then `note` reading its rows as `moved`; not
+    `flushed`: its transaction commits without waiting for the WAL to reach the disk."""
+    unflushed = "" if flushed else f", {UNFLUSHED} SELECT moved.* FROM moved, unflushed"
+    sql = f"WITH moved AS ({update[0]}), noted AS ({note[0]})"
+    return sql + (unflushed or " SELECT * FROM moved"), [*update[1], *note[1]]
 
 
 def array_text(values: Sequence[Any]) -> str:
