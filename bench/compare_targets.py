@@ -107,7 +107,8 @@ NOTES = [
     "runs (it records `time.time()` minus the time passed as its argument, taken just before "
     "the enqueue call). Processing runs from the commit that queued all the jobs at once to "
     "the last finish the system itself recorded (Huey records none: the poll that first saw "
-    "its queue empty, every 20 ms).",
+    "its queue empty, every 20 ms); each poll asks whether any job is left (EXISTS), not how "
+    "many, so that it loads alike the systems that keep finished jobs in their table.",
     "- Durability alike: PostgreSQL with its defaults (fsync, synchronous_commit on), every "
     "table logged, except that jobengine's claims committing alone do not wait for the flush "
     "(a lost claim leaves its job PENDING; decision 0010); SQLite in WAL with synchronous=NORMAL.",
