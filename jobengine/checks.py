@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jobengine.errors import shown
 from jobengine.model import Job, Status
 from jobengine.settings import Settings
 from jobengine.store import Store, WorkerRecord
@@ -185,6 +186,22 @@ def waiting(look: Look) -> Check:
     return Check("waiting", WARN, message, f"`jobengine why {oldest.id}` says why", details)
 
 
+def times(look: Look) -> Check:
+    found = DiagnosisQueries(look.store.database).never_due()
+    if not found:
+        return Check("job times", OK, "every PENDING job's run_at is a time")
+    first = found[0][0]
+    listed = ", ".join(f"{look.job(job_id)} ({shown(value)})" for job_id, value in found)
+    many = len(found) > 1
+    message = (
+        f"{'these PENDING jobs have' if many else 'a PENDING job has'} a run_at that is not a"
+        f" time (seconds since the epoch), so no worker finds {'them' if many else 'it'} due:"
+        f" {listed}"
+    )
+    fix = f"`jobengine run-now {first}` makes it due now (or `jobengine cancel {first}`)"
+    return Check("job times", FAIL, message, fix, {"job_ids": [job_id for job_id, _ in found]})
+
+
 def stuck(look: Look) -> Check:
     queries = DiagnosisQueries(look.store.database)
     owners: dict[str, WorkerRecord | None] = {}
@@ -331,6 +348,7 @@ CHECKS: list[tuple[str, Callable[[Look], Check]]] = [
     ("workers", workers),
     ("queues", queues),
     ("waiting", waiting),
+    ("job times", times),
     ("stuck jobs", stuck),
     ("schedules", schedules),
     ("job types", job_types),

@@ -353,15 +353,18 @@ class Engine:
             return target
         raise MoveConflict(f"job {job_id} kept changing while it was being cancelled; try again")
 
-    def run_now(self, job_id: int, actor: str = "api") -> None:
-        """Make a PENDING job that is due later (scheduled, or waiting out a retry) due now."""
+    def run_now(self, job_id: int, actor: str = "api") -> bool:
+        """Make a PENDING job that is due later (scheduled, or waiting out a retry, or whose
+        run_at holds no time) due now; False if it was due already."""
         job = self.get(job_id)
         if job.status is not Status.PENDING:
             raise IllegalMove(
                 f"job {job_id} is {job.status}; only a PENDING job waits for its time"
             )
-        if self.store.jobs.run_now(job, actor, self.clock.now()):
+        changed = self.store.jobs.run_now(job, actor, self.clock.now())
+        if changed:
             self.wake_workers()
+        return changed
 
     def rerun(self, job_id: int, actor: str = "api") -> int:
         """Run an ended job again as a new job that points at the old one."""

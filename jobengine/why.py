@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from jobengine.clock import utc_text
+from jobengine.errors import shown
 from jobengine.model import ACTIVE, Event, Job, Status
 from jobengine.representation import timestamp
 from jobengine.settings import Settings
@@ -107,6 +108,12 @@ def explain(
 
 def _pending(facts: Facts) -> Found:
     job, now, events = facts.job, facts.now, facts.events
+    for _, value in facts.queries.never_due(job_id=job.id):  # a row written by hand
+        sentence = (
+            f"never due: its run_at holds {shown(value)}, not a time (seconds since the epoch),"
+            f" so no worker finds it due; `jobengine run-now {job.id}` makes it due now"
+        )
+        return "run_at_not_a_time", sentence, {"run_at": shown(value)}
     retry = events[-1] if events and events[-1].verb == "retry" else None
     if job.run_at > now:
         due = f"{utc_text(job.run_at)} ({ago(job.run_at, now)})"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ CHECKS = [
     "workers",
     "queues",
     "waiting",
+    "job times",
     "stuck jobs",
     "schedules",
     "job types",
@@ -158,6 +160,44 @@ def test_the_oldest_due_job_waiting_long_is_a_warning_with_its_url(
         " `default`), has waited 2 min"
     )
     assert check.fix == f"`jobengine why {first}` says why"
+
+
+def test_a_pending_job_whose_run_at_holds_no_time_fails_until_run_now_mends_it(
+    sqlite_url: str,
+) -> None:
+    """A row written by hand (SQLite keeps text in a number's column) is never due: no claim
+    takes it, the doctor and `why` name it and the fix; `run-now` makes it due and it runs."""
+    engine = Engine(sqlite_url)
+    engine.job(lambda a, b: a + b, name="add")
+    try:
+        job_id = engine.submit("add", a=1, b=2)
+        with sqlite3.connect(sqlite_url.split("///", 1)[1]) as raw:
+            raw.execute("UPDATE jobs SET run_at = '2026-12-01 10:00' WHERE id = ?", (job_id,))
+        assert engine.store.jobs.claim("w", [], 10, engine.clock.now(), start=True) == []
+        check = engine.doctor().check("job times")
+        verdict = engine.why(job_id)
+        mended = cli(sqlite_url, "run-now", str(job_id))
+        with live_worker(engine):
+            wait_for_status(engine, job_id, {Status.SUCCESS})
+        after = engine.doctor().check("job times")
+    finally:
+        engine.close()
+    assert check.level == FAIL
+    assert check.message == (
+        "a PENDING job has a run_at that is not a time (seconds since the epoch), so no worker"
+        f" finds it due: job {job_id} ('2026-12-01 10:00')"
+    )
+    assert check.fix == (
+        f"`jobengine run-now {job_id}` makes it due now (or `jobengine cancel {job_id}`)"
+    )
+    assert check.details == {"job_ids": [job_id]}
+    assert verdict.code == "run_at_not_a_time"
+    assert verdict.sentence.startswith("never due: its run_at holds '2026-12-01 10:00', not a")
+    assert mended.exit_code == 0, mended.output
+    assert mended.output == (
+        f"job {job_id}: due now (its run_at held no time); the next free worker runs it\n"
+    )
+    assert (after.level, after.message) == (OK, "every PENDING job's run_at is a time")
 
 
 def test_a_job_whose_worker_died_is_stuck(tmp_path: Path, database_url: str) -> None:

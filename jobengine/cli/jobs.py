@@ -237,9 +237,10 @@ def run_now(context: click.Context, job_id: int) -> None:
     """Make a PENDING job that waits for a later time (its run_at, or a retry's wait) due now."""
     engine = engine_of(context)
     before, now = engine.get(job_id), engine.clock.now()
-    engine.run_now(job_id, actor="cli")
-    if before.run_at <= now:
+    if not engine.run_now(job_id, actor="cli"):
         click.echo(f"job {job_id} was already due; nothing changed")
+    elif before.run_at <= now:  # its run_at held no time (a row written by hand)
+        click.echo(f"job {job_id}: due now (its run_at held no time); the next free worker runs it")
     else:
         was = moment_and_age(before.run_at, now)
         click.echo(f"job {job_id}: due now (it was due {was}); the next free worker runs it")

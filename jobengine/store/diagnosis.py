@@ -105,6 +105,17 @@ class DiagnosisQueries(_Reader):
         )
         return [Job.from_stored_row(row) for row in rows]
 
+    def never_due(self, limit: int = 10, job_id: int | None = None) -> list[tuple[int, Any]]:
+        """PENDING jobs (or job `job_id`) whose run_at is not a number, with what it holds: a
+        row written by hand (SQLite keeps any value in any column) that no claim finds due."""
+        # Every number equals itself plus 0; SQLite's text or blob does not equal the number
+        # that `+ 0` makes of it. PostgreSQL's column holds numbers only.
+        sql = "SELECT id, run_at FROM jobs WHERE status = 'PENDING' AND NOT (run_at = run_at + 0)"
+        chosen = [] if job_id is None else [job_id]
+        sql += " AND id = ?" * len(chosen) + " ORDER BY id LIMIT ?"
+        rows = self.database.read(sql, [*chosen, limit])
+        return [(int(row["id"]), row["run_at"]) for row in rows]
+
     def worth_a_look(self, failed_since: float, limit: int) -> list[Job]:
         """Jobs not ended, and jobs that failed since `failed_since`, newest first."""
         rows = self.database.read(

@@ -84,15 +84,17 @@ async def run_job_now(request: Request) -> Response:
     await checked_form(request)
     dashboard = dashboard_of(request)
     job = await run_in_threadpool(pages.load_job, dashboard, request.path_params["job_id"])
-    await run_in_threadpool(dashboard.engine.run_now, job.id, PAGE_ACTOR)
-    message = due_now_message(job, dashboard.engine.clock.now())
+    changed = await run_in_threadpool(dashboard.engine.run_now, job.id, PAGE_ACTOR)
+    message = due_now_message(job, dashboard.engine.clock.now(), changed)
     return await run_in_threadpool(job_outcome, request, job.id, message)
 
 
-def due_now_message(job: Job, now: float) -> str:
+def due_now_message(job: Job, now: float, changed: bool) -> str:
     """What Run now did to `job` as it was just before."""
-    if job.run_at <= now:
+    if not changed:
         return f"job {job.id} was already due: nothing changed; the next free worker takes it"
+    if job.run_at <= now:  # its run_at held no time (a row written by hand)
+        return f"job {job.id} is due now (its run_at held no time); the next free worker takes it"
     return (
         f"job {job.id} is due now instead of {time_text(job.run_at)}; the next free worker takes it"
     )
