@@ -108,12 +108,14 @@ def explain(
 
 def _pending(facts: Facts) -> Found:
     job, now, events = facts.job, facts.now, facts.events
-    for _, value in facts.queries.never_due(job_id=job.id):  # a row written by hand
+    unreadable = facts.queries.never_due(job_id=job.id)  # a row written by hand
+    if unreadable:
+        held = shown(unreadable[0][1])
         sentence = (
-            f"never due: its run_at holds {shown(value)}, not a time (seconds since the epoch),"
+            f"never due: its run_at holds {held}, not a time (seconds since the epoch),"
             f" so no worker finds it due; `jobengine run-now {job.id}` makes it due now"
         )
-        return "run_at_not_a_time", sentence, {"run_at": shown(value)}
+        return "run_at_not_a_time", sentence, {"run_at": held}
     retry = events[-1] if events and events[-1].verb == "retry" else None
     if job.run_at > now:
         due = f"{utc_text(job.run_at)} ({ago(job.run_at, now)})"

@@ -111,9 +111,10 @@ class DiagnosisQueries(_Reader):
         # Every number equals itself plus 0; SQLite's text or blob does not equal the number
         # that `+ 0` makes of it. PostgreSQL's column holds numbers only.
         sql = "SELECT id, run_at FROM jobs WHERE status = 'PENDING' AND NOT (run_at = run_at + 0)"
-        chosen = [] if job_id is None else [job_id]
-        sql += " AND id = ?" * len(chosen) + " ORDER BY id LIMIT ?"
-        rows = self.database.read(sql, [*chosen, limit])
+        params: list[Any] = []
+        if job_id is not None:
+            sql, params = sql + " AND id = ?", [job_id]
+        rows = self.database.read(sql + " ORDER BY id LIMIT ?", [*params, limit])
         return [(int(row["id"]), row["run_at"]) for row in rows]
 
     def worth_a_look(self, failed_since: float, limit: int) -> list[Job]:

@@ -208,9 +208,10 @@ def block(connection: Any, atomic: bool) -> contextlib.AbstractContextManager[An
 def moved_then_noted(update: Statement, note: Statement, flushed: bool = True) -> Statement:
     """One statement: `update` (... RETURNING *), then `note` reading its rows as `moved`; not
     `flushed`: its transaction commits without waiting for the WAL to reach the disk."""
-    unflushed = "" if flushed else f", {UNFLUSHED} SELECT moved.* FROM moved, unflushed"
-    sql = f"WITH moved AS ({update[0]}), noted AS ({note[0]})"
-    return sql + (unflushed or " SELECT * FROM moved"), [*update[1], *note[1]]
+    tail = (
+        " SELECT * FROM moved" if flushed else f", {UNFLUSHED} SELECT moved.* FROM moved, unflushed"
+    )
+    return f"WITH moved AS ({update[0]}), noted AS ({note[0]}){tail}", [*update[1], *note[1]]
 
 
 def array_text(values: Sequence[Any]) -> str:
