@@ -1,17 +1,56 @@
-"""The SQLite backend's own settings: how often its write-ahead log is copied back."""
+"""The SQLite backend's own settings: its page size, how often its log is copied back."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+from pathlib import Path
 
 from jobengine import Engine
-from jobengine.store.sqlite import CHECKPOINT_PAGES
+from jobengine.model import Status
+from jobengine.store.sqlite import CHECKPOINT_PAGES, PAGE_SIZE, sqlite_path
 
-ARGUMENT = "x" * 20_000  # five pages a job: a batch of 100 adds about 500 pages to the log
+ARGUMENT = "x" * 20_000  # ten pages a job: a batch of 100 adds about 1,000 pages to the log
 
 
 def pages(path: str) -> int:
-    return os.path.getsize(path) // 4096 if os.path.exists(path) else 0
+    return os.path.getsize(path) // PAGE_SIZE if os.path.exists(path) else 0
+
+
+def page_size(path: str) -> int:
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        size: int = connection.execute("PRAGMA page_size").fetchone()[0]
+        return size
+
+
+def wal_bytes_of_one_submit(engine: Engine, path: str) -> float:
+    before = os.path.getsize(f"{path}-wal")
+    for _ in range(20):
+        engine.submit("noop")
+    return (os.path.getsize(f"{path}-wal") - before) / 20
+
+
+def test_a_new_file_gets_the_smaller_page_and_a_submit_writes_half_the_log(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    old_path = str(tmp_path / "made-elsewhere.db")
+    with contextlib.closing(sqlite3.connect(old_path)) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")  # a file made at SQLite's default size
+        connection.execute("CREATE TABLE made_before (id INTEGER PRIMARY KEY)")
+    sizes, log_bytes = {}, {}
+    for url in (sqlite_url, f"sqlite:///{old_path}"):
+        engine = Engine(url)
+        engine.job(name="noop")(lambda: None)
+        try:
+            engine.submit("noop")  # the schema made, the log started
+            path = sqlite_path(url)
+            sizes[url], log_bytes[url] = page_size(path), wal_bytes_of_one_submit(engine, path)
+            assert engine.store.jobs.count_by_status() == {Status.PENDING: 21}  # works as before
+        finally:
+            engine.close()
+    assert sizes == {sqlite_url: PAGE_SIZE, f"sqlite:///{old_path}": 4096}
+    assert log_bytes[sqlite_url] < 0.6 * log_bytes[f"sqlite:///{old_path}"]
 
 
 def test_the_log_is_copied_back_past_ten_thousand_pages_not_a_thousand(sqlite_url: str) -> None:
