@@ -62,7 +62,7 @@ SYSTEMS = [
     System("Chancy", POSTGRES, "bench.peers.chancy_peer"),
     System("Huey", SQLITE, "bench.peers.huey_peer", history=False),
     System("jobengine", POSTGRES, "bench.peers.jobengine_peer", peer=False, concurrency=50),
-    System("jobengine", SQLITE, "bench.peers.jobengine_peer", peer=False),
+    System("jobengine", SQLITE, "bench.peers.jobengine_peer", peer=False, concurrency=50),
 ]
 
 

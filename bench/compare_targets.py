@@ -125,7 +125,8 @@ NOTES = [
     "(a no-op's None result is not stored), so it has no history figure.",
     "- jobengine: `jobengine worker` processes with the default settings (poll 1 s, "
     "heartbeats, reaping, schedule ticks, its own log file at INFO, an event row per move); "
-    "concurrency 50 on PostgreSQL, 10 (the default) on SQLite; submits through "
+    "concurrency 50 on both backends (the default is 10; docs/operations.md: short jobs go "
+    "faster with more); submits through "
     "`Engine.submit` and `Engine.submit_many`. On SQLite a submit wakes the workers of other "
     "processes through their wake-up sockets (`jobengine.store.wakeup`); on PostgreSQL "
     "through NOTIFY.",
