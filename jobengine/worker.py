@@ -29,7 +29,6 @@ from jobengine.runner import Outcome, run_job
 from jobengine.settings import Settings as Settings
 from jobengine.shutdown import shut_down
 from jobengine.store.jobs import CANCEL_NOTICE, CHANNEL, Claim
-from jobengine.store.moves import start_move
 
 log = logging.getLogger("jobengine.worker")
 STOP_CHECK_INTERVAL = 0.1  # how often a worker with running jobs climbs the cancel ladder
@@ -140,16 +139,6 @@ class Worker:
         self.backlog = len(started) >= asked
         rows = [(job.id, job.type, job.attempt) for job in started]  # one line a move
         log_lines(log, rows, "claim job %s (%s) attempt %s", "start job %s (%s) attempt %s")
-
-    def start(self, jobs: list[Job]) -> list[Job]:
-        """Move claimed jobs to RUNNING in one transaction."""
-        now = self.clock.now()
-        moves = [start_move(job, self.id, now) for job in jobs]
-        won = self.store.jobs.move_many(moves, now)
-        started = [job for job, ok in zip(jobs, won, strict=True) if ok]
-        rows = [(job.id, job.type, job.attempt) for job in started]
-        log_lines(log, rows, "start job %s (%s) attempt %s")
-        return started
 
     def prepare(self, job: Job) -> Running:
         """Everything a started job needs to run: its type, context and log."""

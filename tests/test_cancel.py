@@ -10,6 +10,7 @@ import stopping_jobs
 from waiting import wait_for, wait_for_status, worker_thread
 
 from jobengine import Engine, ManualClock, Status
+from jobengine.store.moves import start_move
 from jobengine.worker import Worker
 
 ENDED = {Status.CANCELED, Status.SUCCESS, Status.WARNING, Status.FAILURE}
@@ -35,7 +36,9 @@ def test_queued_job_canceled_never_starts(database_url: str) -> None:
     worker = Worker(engine)
     claimed = engine.store.jobs.claim(worker.id, [], 10, engine.clock.now())
     assert engine.cancel(job_id) is Status.CANCELED
-    assert worker.start(claimed) == []
+    now = engine.clock.now()
+    moves = [start_move(job, worker.id, now) for job in claimed]
+    assert engine.store.jobs.move_many(moves, now) == [False]  # its start lost to the cancel
     assert engine.get(job_id).status is Status.CANCELED
     assert "start" not in verbs(engine, job_id)
     engine.close()
