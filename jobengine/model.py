@@ -187,7 +187,7 @@ class Event:
         return cls(**values)
 
 
-@dataclass(frozen=True)
+@dataclass
 class NewJob:
     """A job about to be inserted, already validated; its fields are the columns it sets."""
 

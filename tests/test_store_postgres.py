@@ -1,6 +1,6 @@
 """The PostgreSQL backend's own behaviour: what one statement on its own costs in round trips,
-the connection kept for claims, and when a silent worker judges itself cut off from the
-server."""
+the connection kept for claims, when a silent worker judges itself cut off from the server,
+and the array text its batches send."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from jobengine.model import Move
 from jobengine.store import open_database
 from jobengine.store.jobs import Claim
 from jobengine.store.postgres import cut_off
-from jobengine.store.postgres_transaction import PostgresTransaction
+from jobengine.store.postgres_transaction import PostgresTransaction, array_text
 
 ALONE = "transaction_timestamp() = statement_timestamp() AS alone"
 
@@ -38,6 +38,30 @@ def test_one_statement_on_its_own_is_not_a_transaction_block(postgres_url: str) 
         assert database.read("SELECT n FROM numbers") == [{"n": 7}]
         with database.transaction(write=False) as transaction:  # a block reads differently
             assert transaction.execute(f"SELECT {ALONE}") == [{"alone": False}]
+    finally:
+        database.close()
+
+
+COLUMNS = [  # (the values of one column, their type): of one kind each, then mixed
+    ([1, -2, 2**62, 0], "bigint"),
+    ([1796387936.70107, -0.5, 1e-300, 1e300, 3.0], "float8"),
+    (['{"n": 1}', 'a"b\\c', "", "NULL", "x,y{}", "caf\u00e9 \u2603", " spaced "], "text"),
+    ([None, None], "text"),
+    (["SUCCESS", None, Status.PENDING], "text"),
+    ([1, None, 2.5], "float8"),
+    ([True, False, None], "int"),
+]
+
+
+@pytest.mark.parametrize(("values", "kind"), COLUMNS)
+def test_array_text_reaches_the_server_as_the_values_it_was_made_of(
+    postgres_url: str, values: list[object], kind: str
+) -> None:
+    database = open_database(postgres_url)
+    try:
+        rows = database.read(f"SELECT ?::{kind}[] AS column", (array_text(values),))
+        expected = [int(v) if isinstance(v, bool) else v for v in values]
+        assert rows == [{"column": expected}]
     finally:
         database.close()
 
