@@ -255,7 +255,7 @@ def test_text_no_database_stores_is_escaped_not_lost(engine: Engine) -> None:
 def test_an_outcome_the_database_refuses_ends_failure_and_spares_the_batch(engine: Engine) -> None:
     worker = Worker(engine)
     ids = [engine.submit("add", a=1, b=1), engine.submit("add", a=2, b=2)]
-    started = worker.start(engine.store.jobs.claim(worker.id, [], 10, engine.clock.now()))
+    started = engine.store.jobs.claim(worker.id, [], 10, engine.clock.now(), start=True)
     outcomes = [Outcome(Status.SUCCESS, output="lone \udcff"), Outcome(Status.SUCCESS, "fine")]
     for job, outcome in zip(started, outcomes, strict=True):
         moves = decide(job, outcome, None, worker.id, engine.clock.now())
