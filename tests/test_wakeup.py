@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -272,3 +273,61 @@ def test_a_closed_wakeup_sends_nothing_and_opens_no_socket(database: Path) -> No
     assert wakeup._sender is None
     stop.set()
     listener.join(5)
+
+
+@contextmanager
+def bound_socket(folder: Path, name: str) -> Iterator[socket.socket]:
+    """A listener's socket without its process: bound in `folder`, read by the test."""
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        receiver.bind(str(folder / name))
+        receiver.setblocking(False)
+        yield receiver
+    finally:
+        receiver.close()
+
+
+def settle(folder: Path) -> None:
+    """Date the folder's last change a second back, as if it was made long ago."""
+    changed = folder.stat().st_mtime_ns - 1_000_000_000
+    os.utime(folder, ns=(changed, changed))
+
+
+def heard(receiver: socket.socket) -> list[str]:
+    payloads = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            payloads.append(receiver.recv(100).decode().partition("\0")[2])
+    return payloads
+
+
+def test_a_listing_kept_between_notifies_follows_every_bind_and_unlink(database: Path) -> None:
+    folder = wakeup_folder(str(database))
+    folder.mkdir()
+    with bound_socket(folder, "3-00000001.sock") as first, Wakeup(str(database)) as wakeup:
+        settle(folder)
+        assert wakeup.notify(CHANNEL, "one") == 1  # listed, and kept: the folder is settled
+        with bound_socket(folder, "3-00000002.sock") as second:
+            assert wakeup.notify(CHANNEL, "two") == 2  # the bind changed the folder
+            settle(folder)
+            assert wakeup.notify(CHANNEL, "three") == 2
+            assert heard(second) == ["two", "three"]
+            (folder / "3-00000002.sock").unlink()
+        assert wakeup.notify(CHANNEL, "four") == 1
+        assert heard(first) == ["one", "two", "three", "four"]
+
+
+def test_a_listing_taken_just_after_a_change_is_not_kept(database: Path) -> None:
+    """A bind within the same tick of the folder's clock leaves its time unchanged; a listing
+    made that soon after a change is taken again next time."""
+    folder = wakeup_folder(str(database))
+    folder.mkdir()
+    (folder / "3-00000000.sock").touch()  # a stale non-socket file, left alone
+    changed = folder.stat().st_mtime_ns
+    with Wakeup(str(database)) as wakeup:
+        assert wakeup.notify(CHANNEL, "one") == 0
+        (folder / "3-00000000.sock").unlink()
+        with bound_socket(folder, "3-00000001.sock") as listener:
+            os.utime(folder, ns=(changed, changed))  # the bind in the same tick: no new time
+            assert wakeup.notify(CHANNEL, "two") == 1
+            assert heard(listener) == ["two"]

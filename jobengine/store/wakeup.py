@@ -19,9 +19,11 @@ import select
 import socket
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from threading import Event, Lock
+from typing import NamedTuple
 
 from jobengine.errors import ConfigurationError
 
@@ -34,6 +36,9 @@ SEPARATOR = "\0"  # between the channel and the payload in a datagram
 MAX_DATAGRAM = 8192  # PostgreSQL's NOTIFY payload limit, kept here too
 STOP_CHECK = 0.25  # seconds between looks at `stop` while nothing arrives
 HASHED_PREFIX = "jobengine-wakeup-"  # a folder under the shared temporary directory
+# A folder's modification time ticks with the kernel's coarse clock (a few milliseconds), so a
+# listing taken less than this long after the last change may miss one within the same tick.
+SETTLED_NS = 100_000_000
 
 
 def wakeup_folder(database_path: str) -> Path:
@@ -67,6 +72,7 @@ class Wakeup:
     def __init__(self, database_path: str) -> None:
         self.database_path = database_path
         self._sender: socket.socket | None = None
+        self._listing: tuple[int, list[Listener]] = (-1, [])  # (folder's mtime_ns, sockets)
         self._closed = False  # a closed database wakes nobody (no socket left to leak)
         self._lock = Lock()
 
@@ -79,7 +85,7 @@ class Wakeup:
         sockets took it. Never blocks, never raises; removes sockets whose listener is gone."""
         data = f"{channel}{SEPARATOR}{payload}".encode()[:MAX_DATAGRAM]
         try:
-            entries = list(os.scandir(self.folder))
+            listeners = self._listeners()
         except (OSError, ConfigurationError):
             return 0  # no folder: nobody has listened yet (or nobody can)
         with self._lock:
@@ -93,25 +99,25 @@ class Wakeup:
                     log.debug("no socket for wake-ups: %s", error)
                     return 0
             sender = self._sender
-        return sum(
-            self._send(sender, entry, data) for entry in entries if entry.name.endswith(SUFFIX)
-        )
+        return sum(_send(sender, listener, data) for listener in listeners)
 
-    def _send(self, sender: socket.socket, entry: os.DirEntry[str], data: bytes) -> int:
-        try:
-            before = entry.stat(follow_symlinks=False)
-            if not stat.S_ISSOCK(before.st_mode):
-                return 0
-            sender.sendto(data, entry.path)
-            return 1
-        except ConnectionRefusedError:  # a file left by a listener that died: nobody reads it
-            _remove_if_unchanged(entry.path, before)
-        except BlockingIOError:
-            pass  # its queue is full: that listener has wake-ups waiting already
-        except OSError as error:  # gone meanwhile, not ours to write, ...
-            if error.errno not in (errno.ENOENT, errno.ECONNREFUSED):
-                log.debug("wake-up to %s not sent: %s", entry.path, error)
-        return 0
+    def _listeners(self) -> list[Listener]:
+        """The sockets in the folder, listed again only when the folder changed since (a bind,
+        an unlink): a notify then costs one stat of the folder, not a listing and a stat each."""
+        listed_at, changed = time.time_ns(), os.stat(self.folder).st_mtime_ns
+        cached_change, cached = self._listing
+        if changed == cached_change:
+            return cached
+        listeners = []
+        for entry in os.scandir(self.folder):
+            if entry.name.endswith(SUFFIX):
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    facts = entry.stat(follow_symlinks=False)
+                    if stat.S_ISSOCK(facts.st_mode):
+                        listeners.append(Listener(entry.path, facts.st_ino, facts.st_dev))
+        settled = listed_at - changed > SETTLED_NS  # no change can hide in the same tick
+        self._listing = (changed if settled else -1, listeners)
+        return listeners
 
     def listen(self, channel: str, on_notify: Callable[[str], None], stop: Event) -> None:
         """Call `on_notify(payload)` for each notification on `channel` until `stop` is set.
@@ -166,6 +172,28 @@ class Wakeup:
         self.close()
 
 
+class Listener(NamedTuple):
+    """A listener's socket file, as it was when the folder was listed."""
+
+    path: str
+    inode: int
+    device: int
+
+
+def _send(sender: socket.socket, listener: Listener, data: bytes) -> int:
+    try:
+        sender.sendto(data, listener.path)
+        return 1
+    except ConnectionRefusedError:  # a file left by a listener that died: nobody reads it
+        _remove_if_unchanged(listener)
+    except BlockingIOError:
+        pass  # its queue is full: that listener has wake-ups waiting already
+    except OSError as error:  # gone meanwhile, not ours to write, ...
+        if error.errno not in (errno.ENOENT, errno.ECONNREFUSED):
+            log.debug("wake-up to %s not sent: %s", listener.path, error)
+    return 0
+
+
 def _make_folder(folder: Path, private: bool) -> None:
     """Create the folder; one under the shared temporary directory must be ours alone."""
     with contextlib.suppress(FileExistsError):
@@ -190,9 +218,9 @@ def _drain(receiver: socket.socket, channel: str) -> list[str]:
             payloads[payload] = None
 
 
-def _remove_if_unchanged(path: str, before: os.stat_result) -> None:
+def _remove_if_unchanged(listener: Listener) -> None:
     """Remove a dead listener's socket file, unless a new file took its name meanwhile."""
     with contextlib.suppress(OSError):
-        now = os.lstat(path)
-        if (now.st_ino, now.st_dev) == (before.st_ino, before.st_dev):
-            os.unlink(path)
+        now = os.lstat(listener.path)
+        if (now.st_ino, now.st_dev) == (listener.inode, listener.device):
+            os.unlink(listener.path)
