@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from jobengine.store.moves import (
     changes_of,
 )
 
+log = logging.getLogger("jobengine.store")
 CHANNEL = "jobengine"
 CANCEL_NOTICE = "cancel"  # the payload that tells workers to look for cancel requests
 # The event rows of a claim, written by the claim's own statement from the claimed rows.
@@ -244,7 +246,7 @@ class JobStore:
         statements = self._claim_sql(Claim(worker, queues, limit, types), now, start)
         with self.database.claim_transaction() as transaction:
             rows = transaction.update_then_note("jobs", *statements)
-            return self._started(transaction, rows, worker, now, start)
+        return self._started(rows, worker, now, start)
 
     def record_then_claim(
         self, choices: Sequence[Sequence[Move]], now: float, claim: Claim
@@ -253,13 +255,14 @@ class JobStore:
         together (one turn of SQLite's write lock, one round trip on PostgreSQL); the moves
         that lost try their next choice after, as in `move_first`."""
         first = [moves[0] for moves in choices]
+        changes, claiming = changes_of(first, now), self._claim_sql(claim, now)  # before the lock
         with self.database.claim_transaction() as transaction:
             won, rows = transaction.update_then_claim(
-                changes_of(first, now), "job_events", EVENT_FIELDS, *self._claim_sql(claim, now)
+                changes, "job_events", EVENT_FIELDS, *claiming
             )
-            jobs = self._started(transaction, rows, claim.worker, now, start=True)
             lost = [index for index, ok in enumerate(won) if not ok]
             later = apply_first_moves(transaction, [choices[index][1:] for index in lost], now)
+        jobs = self._started(rows, claim.worker, now, start=True)
         moves: list[Move | None] = list(first)
         for index, move in zip(lost, later, strict=True):
             moves[index] = move
@@ -278,16 +281,20 @@ class JobStore:
         noted = (CLAIM_EVENTS if start else CLAIM_EVENT, (now, worker))
         return statement, noted
 
-    def _started(
-        self, transaction: Transaction, rows: list[Row], worker: str, now: float, start: bool
-    ) -> list[Job]:
-        """The claimed rows as jobs, best first; a row that cannot be read is failed."""
+    def _started(self, rows: list[Row], worker: str, now: float, start: bool) -> list[Job]:
+        """The claimed rows as jobs, best first, read once the claim has committed (nothing
+        decoded inside SQLite's write lock); rows no worker can read are failed right after."""
         jobs, broken = _decode(rows)
-        if broken:
-            unreadable = [_unreadable(row, errors, worker, now) for row, errors in broken]
-            if not start:  # still QUEUED: start it, to fail it
-                apply_moves(transaction, [begin for begin, _ in unreadable], now)
-            apply_moves(transaction, [fail for _, fail in unreadable], now)
+        unreadable = [_unreadable(row, errors, worker, now) for row, errors in broken]
+        try:
+            if unreadable:
+                with self.database.transaction() as transaction:
+                    if not start:  # still QUEUED: start it, to fail it
+                        apply_moves(transaction, [begin for begin, _ in unreadable], now)
+                    apply_moves(transaction, [fail for _, fail in unreadable], now)
+        except Exception as error:  # the worker's next heartbeat recovers what it holds
+            ids = [row["id"] for row, _ in broken]
+            log.warning("jobs %s cannot be read and could not be failed yet: %s", ids, error)
         return sorted(jobs, key=lambda job: (-job.priority, job.run_at, job.id))
 
     def claim_sql(self, queue_count: int, type_count: int = 0, start: bool = False) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
 import pytest
 from click.testing import CliRunner
 from fault_steps import ACTIVE, answer, read, statuses
@@ -18,10 +21,10 @@ WAIT = 10.0
 BROKEN = "{not json"
 
 
-def run_until_settled(engine: Engine, job_ids: list[int], broken: int) -> str:
+def run_until_settled(engine: Engine, job_ids: list[int], broken: int, **settings: Any) -> str:
     """Run the jobs (a worker claims all of them at once) until each has ended: the broken one
     FAILURE, every other SUCCESS; the broken one's errors."""
-    with worker_thread(engine, concurrency=10, shutdown_timeout=2.0):
+    with worker_thread(engine, concurrency=10, shutdown_timeout=2.0, **settings):
 
         def settled() -> bool:
             return not set(statuses(engine, job_ids).values()) & ({"PENDING"} | ACTIVE)
@@ -102,3 +105,38 @@ def test_a_sqlite_row_with_a_bad_value_is_shown_not_a_crash(
         for path in ("/api/jobs", f"/api/jobs/{job_ids[1]}", "/jobs", f"/jobs/{job_ids[1]}"):
             assert client.get(path).status_code == 200, path
     engine.close()
+
+
+REFUSE_THE_FAILURE = """
+CREATE TRIGGER refuse_the_failure BEFORE UPDATE OF status ON jobs
+WHEN NEW.status = 'FAILURE' AND NEW.errors LIKE 'arguments are not valid JSON%'
+BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_broken_row_whose_failure_is_refused_is_recovered_by_the_next_heartbeat(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The claim commits before its rows are read: a refused failure of the unreadable one
+    loses neither the claim of the others nor the job, which the worker's next heartbeat finds
+    held by no one and ends. (When the failure shared the claim's transaction, its refusal
+    undid the claim at every poll, and no job of the queue ever ran.)"""
+    engine = Engine(sqlite_url)
+    engine.job(answer)
+    job_ids = [engine.submit("answer") for _ in range(4)]
+    broken = job_ids[1]
+    with engine.store.database.transaction() as transaction:
+        transaction.execute("UPDATE jobs SET args = ? WHERE id = ?", (BROKEN, broken))
+        transaction.execute(REFUSE_THE_FAILURE)
+    with caplog.at_level(logging.WARNING, logger="jobengine.store"):
+        run_until_settled(engine, job_ids, broken, heartbeat_interval=0.2)
+    [refused] = [r.getMessage() for r in caplog.records if "could not be failed" in r.getMessage()]
+    assert f"[{broken}]" in refused and "refused by a trigger" in refused, refused
+    events = read(
+        engine, "SELECT verb, reason FROM job_events WHERE job_id = ? ORDER BY id", [broken]
+    )
+    assert [row["verb"] for row in events] == ["submit", "claim", "start", "reap"]
+    assert "does not hold this job" in events[-1]["reason"], events
+    engine.close()
+    check_invariants(sqlite_url)
