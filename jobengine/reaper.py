@@ -143,22 +143,24 @@ class Reaper:
             return 0
         now = self.clock()
         why = f"worker {worker} does not hold this job (it was lost inside the worker)"
-        moves = [self.move(row, why, now) for row in lost]
+        moves = [self.move(row, why, now, ended_by="its worker lost it") for row in lost]
         won = self.store.jobs.move_many(moves, now)
         for move, ok in zip(moves, won, strict=True):
             if ok:
                 log.error("%s job %s: %s", move.verb, move.job_id, move.reason)
         return sum(won)
 
-    def move(self, row: dict[str, Any], why: str, now: float) -> Move:
+    def move(
+        self, row: dict[str, Any], why: str, now: float, ended_by: str = "worker died"
+    ) -> Move:
         """The move for one job of a dead worker (its row as the workers table reads it)."""
         source = Status(row["status"])
-        target, verb, reason, changes = self.decide(row, source, why, now)
+        target, verb, reason, changes = self.decide(row, source, why, now, ended_by)
         guard = (row["id"], row["attempt"], source)
         return Move(*guard, target, verb, self.actor, reason, changes, row["worker"])
 
     def decide(
-        self, row: dict[str, Any], source: Status, why: str, now: float
+        self, row: dict[str, Any], source: Status, why: str, now: float, ended_by: str
     ) -> tuple[Status, str, str, dict[str, Any]]:
         """QUEUED is released; TO_CANCEL ends canceled; RUNNING, its attempt lost with its
         worker, is retried if it may be, else it fails: (target, verb, reason, changes)."""
@@ -166,15 +168,15 @@ class Reaper:
             return Status.PENDING, "release", why, {"worker": None, "queued_at": None}
         if source is Status.TO_CANCEL:
             reason = f"{why}; the job was being canceled, so it ends canceled"
-            errors = "worker died while the job was being canceled"
+            errors = f"{ended_by} while the job was being canceled"
             return Status.CANCELED, "cancel", reason, {"finished_at": now, "errors": errors}
         idempotent = row["type"] in self.registry and self.registry.get(row["type"]).idempotent
         if may_retry(row["attempt"], row["max_attempts"], idempotent, lost=True):
             changes, delay = retry_changes(row["attempt"], now)
             reason = f"{why}; attempt {row['attempt']} lost, retry in {delay:.1f} s"
             return Status.PENDING, "retry", reason, changes
-        errors = "worker died while running this job; rerun it if that is safe"
-        reason = f"{why}; worker died while running this job"
+        errors = f"{ended_by} while running this job; rerun it if that is safe"
+        reason = f"{why}; {ended_by} while running this job"
         return Status.FAILURE, "reap", reason, {"finished_at": now, "errors": errors}
 
 

@@ -130,7 +130,8 @@ def test_a_broken_row_whose_failure_is_refused_is_recovered_by_the_next_heartbea
         transaction.execute("UPDATE jobs SET args = ? WHERE id = ?", (BROKEN, broken))
         transaction.execute(REFUSE_THE_FAILURE)
     with caplog.at_level(logging.WARNING, logger="jobengine.store"):
-        run_until_settled(engine, job_ids, broken, heartbeat_interval=0.2)
+        errors = run_until_settled(engine, job_ids, broken, heartbeat_interval=0.2)
+    assert errors == "its worker lost it while running this job; rerun it if that is safe"
     [refused] = [r.getMessage() for r in caplog.records if "could not be failed" in r.getMessage()]
     assert f"[{broken}]" in refused and "refused by a trigger" in refused, refused
     events = read(
