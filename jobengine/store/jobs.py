@@ -285,17 +285,19 @@ class JobStore:
         """The claimed rows as jobs, best first, read once the claim has committed (nothing
         decoded inside SQLite's write lock); rows no worker can read are failed right after."""
         jobs, broken = _decode(rows)
+        jobs.sort(key=lambda job: (-job.priority, job.run_at, job.id))
+        if not broken:
+            return jobs
         unreadable = [_unreadable(row, errors, worker, now) for row, errors in broken]
         try:
-            if unreadable:
-                with self.database.transaction() as transaction:
-                    if not start:  # still QUEUED: start it, to fail it
-                        apply_moves(transaction, [begin for begin, _ in unreadable], now)
-                    apply_moves(transaction, [fail for _, fail in unreadable], now)
+            with self.database.transaction() as transaction:
+                if not start:  # still QUEUED: start it, to fail it
+                    apply_moves(transaction, [begin for begin, _ in unreadable], now)
+                apply_moves(transaction, [fail for _, fail in unreadable], now)
         except Exception as error:  # the worker's next heartbeat recovers what it holds
             ids = [row["id"] for row, _ in broken]
             log.warning("jobs %s cannot be read and could not be failed yet: %s", ids, error)
-        return sorted(jobs, key=lambda job: (-job.priority, job.run_at, job.id))
+        return jobs
 
     def claim_sql(self, queue_count: int, type_count: int = 0, start: bool = False) -> str:
         """The one claim statement; parameters: now, the queues, the types, limit, worker, now,
