@@ -139,5 +139,8 @@ def test_a_broken_row_whose_failure_is_refused_is_recovered_by_the_next_heartbea
     )
     assert [row["verb"] for row in events] == ["submit", "claim", "start", "reap"]
     assert "does not hold this job" in events[-1]["reason"], events
+    why = engine.why(broken)  # what an operator asks: its own worker ended it, alive
+    assert why.code == "ended_failure", why
+    assert why.sentence.endswith("; its worker lost it while running this job"), why.sentence
     engine.close()
     check_invariants(sqlite_url)
