@@ -5,11 +5,20 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+from itertools import accumulate
 from pathlib import Path
 
 from jobengine import Engine
 from jobengine.model import Status
-from jobengine.store.sqlite import CHECKPOINT_PAGES, PAGE_SIZE, sqlite_path
+from jobengine.store.sqlite import (
+    CHECKPOINT_PAGES,
+    LONGEST_PAUSE,
+    PAGE_SIZE,
+    QUICK_PAUSE,
+    QUICK_WAIT,
+    lock_pause,
+    sqlite_path,
+)
 
 ARGUMENT = "x" * 20_000  # ten pages a job: a batch of 100 adds about 1,000 pages to the log
 
@@ -75,3 +84,22 @@ def test_the_log_is_copied_back_past_ten_thousand_pages_not_a_thousand(sqlite_ur
         assert pages(f"{path}-wal") < CHECKPOINT_PAGES * 1.2, "the log kept growing"
     finally:
         engine.close()
+
+
+def test_a_writer_waiting_for_the_lock_tries_often_at_first_then_less_and_less_often() -> None:
+    """Another worker holds the lock about 1 ms a turn: tries every 50 us for the first 5 ms
+    take it soon after that commit; a long hold (a checkpoint, another program) is then tried
+    at most every 1 ms, so a waiter does not spin for the whole busy timeout."""
+    pauses, waited, pause = [], 0.0, QUICK_PAUSE
+    while waited < 1.0:
+        pauses.append(pause)
+        waited += pause
+        pause = lock_pause(pause, waited)
+
+    quick = [
+        pause for pause, end in zip(pauses, accumulate(pauses), strict=True) if end <= QUICK_WAIT
+    ]
+    assert quick == [QUICK_PAUSE] * len(quick) and len(quick) >= 90
+    later = pauses[len(quick) :]
+    assert later == sorted(later) and later[-1] == LONGEST_PAUSE
+    assert len(pauses) < 1_100  # a second of waiting: about a thousand tries, not 20,000

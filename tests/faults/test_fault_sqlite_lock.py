@@ -1,6 +1,6 @@
-"""SQLite's write lock held by another process: a write waits for it (trying again every 0.1 to
-1 ms) and gives up at the busy timeout, saying the database is unavailable, having written
-nothing."""
+"""SQLite's write lock held by another process: a write waits for it (trying again every 0.05 ms
+for 5 ms, then less often, up to every 1 ms) and gives up at the busy timeout, saying the
+database is unavailable, having written nothing."""
 
 from __future__ import annotations
 
