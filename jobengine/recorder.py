@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from jobengine.context import StopKind
 from jobengine.errors import DatabaseUnavailable
@@ -24,12 +24,40 @@ log = logging.getLogger("jobengine.worker")
 LOG_INTERVAL = 0.2  # the longest a running job's log line waits to be written
 
 
+class Choices(Sequence[Move]):
+    """The moves that record an attempt's end, in the order they are tried, each made when
+    first asked for: the first (from RUNNING) nearly always wins, and making a Move (its checks
+    included) costs more than trying it."""
+
+    def __init__(self, make: Callable[[Status], Move], sources: tuple[Status, ...]) -> None:
+        self.make, self.sources = make, sources
+        self.made: dict[Status, Move] = {}
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    @overload
+    def __getitem__(self, index: int) -> Move: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Move]: ...
+
+    def __getitem__(self, index: int | slice) -> Move | list[Move]:
+        if isinstance(index, slice):
+            return [self[position] for position in range(len(self))[index]]
+        source = self.sources[index]
+        move = self.made.get(source)
+        if move is None:
+            move = self.made[source] = self.make(source)
+        return move
+
+
 @dataclass
 class Record:
     """One attempt's end: the moves to try in order (the first whose guard holds wins)."""
 
     job: Job
-    moves: list[Move]
+    moves: Sequence[Move]
     on_done: Callable[[Move | None], None] = field(default=lambda move: None)
     started: float | None = None  # time.monotonic() when the attempt began, for its log line
 
@@ -50,10 +78,13 @@ def decide(
     actor: str,
     now: float,
     idempotent: bool = False,
-) -> list[Move]:
+) -> Choices:
     """The moves that record `outcome`, for the job being RUNNING or TO_CANCEL."""
-    sources = (Status.RUNNING, Status.TO_CANCEL)
-    return [_decide(job, source, outcome, stop_kind, actor, now, idempotent) for source in sources]
+
+    def make(source: Status) -> Move:
+        return _decide(job, source, outcome, stop_kind, actor, now, idempotent)
+
+    return Choices(make, (Status.RUNNING, Status.TO_CANCEL))
 
 
 def _decide(

@@ -267,3 +267,30 @@ def test_an_outcome_the_database_refuses_ends_failure_and_spares_the_batch(engin
     assert refused.errors is not None
     assert refused.errors.startswith("the outcome could not be stored (UnicodeEncodeError")
     assert (fine.status, fine.output) == (Status.SUCCESS, "fine")
+
+
+def test_an_outcome_after_a_cancel_request_is_recorded_by_its_second_choice(engine: Engine) -> None:
+    """The move from RUNNING is tried first and only made then; the one from TO_CANCEL is made
+    when the first has lost, and records the outcome all the same."""
+    worker = Worker(engine)
+    ids = [engine.submit("add", a=1, b=1), engine.submit("add", a=2, b=2)]
+    started = engine.store.jobs.claim(worker.id, [], 10, engine.clock.now(), start=True)
+    assert engine.cancel(ids[1]) is Status.TO_CANCEL  # a cancel request lands as it finishes
+    choices = [decide(job, Outcome(Status.SUCCESS), None, worker.id, 1.0) for job in started]
+    assert [list(made) for made in (choice.made for choice in choices)] == [[], []]
+    for job, moves in zip(started, choices, strict=True):
+        worker.recorder.add(Record(job, moves))
+    assert worker.recorder.flush() == 2
+
+    assert [list(choice.made) for choice in choices] == [
+        [Status.RUNNING],
+        [Status.RUNNING, Status.TO_CANCEL],
+    ]
+    assert [engine.get(job_id).status for job_id in ids] == [Status.SUCCESS, Status.SUCCESS]
+    finish = engine.events(ids[1])[-1]
+    assert (finish.verb, finish.from_status, finish.to_status) == (
+        "finish",
+        Status.TO_CANCEL,
+        Status.SUCCESS,
+    )
+    assert finish.reason == "finished before the cancel took effect"
