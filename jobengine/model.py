@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -100,8 +101,12 @@ class Job:
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
         """The job a row holds; ValueError if its status or JSON cannot be read."""
-        values: dict[str, Any] = {name: row.get(name) for name in cls.__dataclass_fields__}
-        values["status"] = Status(row["status"])
+        try:  # a row of the jobs table has every field: read at once (a third of the cost)
+            values: dict[str, Any] = dict(zip(JOB_FIELDS, _fields_of(row), strict=True))
+        except KeyError:
+            values = {name: row.get(name) for name in JOB_FIELDS}
+        status = STATUSES.get(row["status"])  # a tenth of the cost of Status(...)
+        values["status"] = status if status is not None else Status(row["status"])
         args = row.get("args")
         values["args"] = {} if args == "{}" or not args else json.loads(args)
         values["result"] = json.loads(row["result"]) if row.get("result") else None
@@ -135,6 +140,10 @@ class Job:
         data["status"] = self.status.value
         return data
 
+
+JOB_FIELDS = tuple(Job.__dataclass_fields__)
+_fields_of = operator.itemgetter(*JOB_FIELDS)
+STATUSES = {status.value: status for status in Status}
 
 NEEDED_NUMBERS = ("priority", "attempt", "max_attempts", "run_at", "created_at")
 NUMBERS = (
