@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import subprocess
 import sys
@@ -15,6 +16,14 @@ from typing import IO
 from jobengine.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
+PR_SET_PDEATHSIG = 1  # Linux prctl: the signal a process gets when its parent ends
+
+
+def stop_with_parent() -> None:
+    """Run in the child before it starts: SIGTERM (a drain) when the process that started it
+    ends, however it ends. A driver killed after its stop timeout left its worker running,
+    and that worker then took jobs in the later measurements on the same database."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @contextmanager
@@ -27,7 +36,9 @@ def worker_process(
     command += ["worker", "--poll-interval", str(poll_interval)]
     command += ["--concurrency", str(concurrency), "--log-file", log_file]
     with tempfile.TemporaryFile() as output:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=output)
+        process = subprocess.Popen(
+            command, cwd=ROOT, stdout=output, stderr=output, preexec_fn=stop_with_parent
+        )
         try:
             wait_until_registered(url, process, output)
             yield process.pid
