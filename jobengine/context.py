@@ -50,6 +50,7 @@ class JobContext:
     stop_flag: threading.Event | None = field(default=None, repr=False)
     thread_id: int | None = field(default=None, repr=False)
     running: bool = field(default=False, repr=False)
+    interrupted: bool = field(default=False, repr=False)  # sent one: `end` drops what is left
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -96,6 +97,7 @@ class JobContext:
         with self.lock:
             if not self.running or self.thread_id is None:
                 return False
+            self.interrupted = True
             return interrupts.interrupt(self.thread_id)
 
     def begin(self) -> None:
@@ -104,10 +106,11 @@ class JobContext:
             self.running = True
 
     def end(self) -> None:
-        """The job function has returned: no interrupt may land after this point."""
+        """The job function has returned: no interrupt may land after this point. (None was
+        sent unless `interrupt` was called: most jobs skip the clearing, 1 us of their thread.)"""
         with self.lock:
             self.running = False
-            if self.thread_id is not None:
+            if self.interrupted and self.thread_id is not None:
                 interrupts.forget(self.thread_id)
                 interrupts.raise_in_thread(self.thread_id, None)
 

@@ -31,12 +31,15 @@ class JobType:
     idempotent: bool = False
     signature: inspect.Signature = field(init=False, repr=False, compare=False)
     fitting: set[frozenset[str]] = field(init=False, repr=False, compare=False)
+    takes_context: bool = field(init=False, repr=False, compare=False)  # its first is `ctx`
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ConfigurationError(f"a job type's name must be non-empty text, not {self.name!r}")
         object.__setattr__(self, "signature", _signature(self.name, self.function))
         object.__setattr__(self, "fitting", set())
+        first = next(iter(self.signature.parameters), None)  # read once: every run asks
+        object.__setattr__(self, "takes_context", first == "ctx")
         try:
             limits.queue_name(self.queue)
             limits.priority(self.priority)
@@ -61,11 +64,6 @@ class JobType:
                 "the top level of an importable module (not nested, not in the script being "
                 "run), so its child process can import it"
             )
-
-    @property
-    def takes_context(self) -> bool:
-        parameters = list(self.signature.parameters)
-        return bool(parameters) and parameters[0] == "ctx"
 
     def encode_arguments(self, arguments: dict[str, Any]) -> str:
         """The arguments as JSON, checked to bind to the function; else InvalidArguments."""

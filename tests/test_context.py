@@ -8,6 +8,7 @@ import time
 import pytest
 
 from jobengine.context import JobCanceled, JobContext, StopKind, job_logger
+from jobengine.interrupts import shielded
 from tests.waiting import wait_for
 
 
@@ -51,3 +52,35 @@ def test_the_first_stop_stands_and_check_cancel_names_its_reason() -> None:
     assert ctx.stop_kind is StopKind.SHUTDOWN
     with pytest.raises(JobCanceled, match="interrupted by shutdown"):
         ctx.check_cancel()
+
+
+def test_an_interrupt_held_back_as_its_job_ends_never_reaches_the_next_job() -> None:
+    """A job interrupted while inside engine code (held back until the code is left) ends
+    there: its end drops the interrupt, so the thread's next job, never interrupted itself,
+    runs to its end undisturbed."""
+    first, second = context(), context()
+    inside, interrupted = threading.Event(), threading.Event()
+    outcomes: list[str] = []
+
+    def thread() -> None:
+        try:
+            with shielded():  # engine code, as when a job's last log line is being written
+                first.begin()
+                inside.set()
+                interrupted.wait(10)
+                first.end()
+            second.begin()
+            second.end()
+            outcomes.append("the next job ended undisturbed")
+        except JobCanceled:
+            outcomes.append("JobCanceled reached the thread after its job had ended")
+
+    worker = threading.Thread(target=thread)
+    worker.start()
+    assert inside.wait(10)
+    assert first.interrupt()  # held back by the shield
+    interrupted.set()
+    worker.join(10)
+
+    assert outcomes == ["the next job ended undisturbed"]
+    assert (first.interrupted, second.interrupted) == (True, False)
