@@ -31,6 +31,9 @@ class Outcome:
         return self.status is Status.FAILURE
 
 
+SUCCEEDED = Outcome(Status.SUCCESS)  # what most jobs come to: one, shared (it is frozen)
+
+
 def interpret(value: Any) -> Outcome:
     """Turn a job function's return value into an outcome.
 
@@ -38,7 +41,7 @@ def interpret(value: Any) -> Outcome:
     errors) as CloudBolt actions return. Anything else: SUCCESS with the value as the result.
     """
     if value is None:
-        return Outcome(Status.SUCCESS)
+        return SUCCEEDED
     if isinstance(value, str) and value.upper() in STATUS_NAMES:
         return Outcome(Status(value.upper()))
     if isinstance(value, tuple) and value and str(value[0]).upper() in STATUS_NAMES:
