@@ -79,7 +79,8 @@ def decide(
     now: float,
     idempotent: bool = False,
 ) -> Choices:
-    """The moves that record `outcome`, for the job being RUNNING or TO_CANCEL."""
+    """The moves that record `outcome`, for the job being RUNNING or TO_CANCEL, each made when
+    the store first tries it."""
 
     def make(source: Status) -> Move:
         return _decide(job, source, outcome, stop_kind, actor, now, idempotent)
