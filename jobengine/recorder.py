@@ -192,13 +192,13 @@ class Recorder:
                 if isinstance(error, DatabaseUnavailable):
                     self._keep(records)
                 raise
-        try:
+        try:  # the claimed jobs first: they run while the outcomes are logged
+            if refill and claim:
+                refill.claimed(claim, claimed)
+        finally:
             log_outcomes(records, won)
             for record, move in zip(records, won, strict=True):
                 record.on_done(move)
-        finally:  # the claimed jobs run (and the claiming lock is let go) whatever happened
-            if refill and claim:
-                refill.claimed(claim, claimed)
         return len(records)
 
     def _keep(self, records: list[Record]) -> None:

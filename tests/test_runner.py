@@ -294,3 +294,24 @@ def test_an_outcome_after_a_cancel_request_is_recorded_by_its_second_choice(engi
         Status.SUCCESS,
     )
     assert finish.reason == "finished before the cancel took effect"
+
+
+def test_the_jobs_claimed_with_a_batch_start_before_the_batch_is_logged(engine: Engine) -> None:
+    """The recorder launches the jobs it claimed with a batch of outcomes before it logs the
+    batch and calls back each record: they run while it does."""
+    worker = Worker(engine)
+    worker.recorder.refill = worker  # as while the worker runs
+    first = engine.submit("add", a=1, b=1)
+    [job] = engine.store.jobs.claim(worker.id, [], 1, engine.clock.now(), start=True)
+    successor = engine.submit("add", a=2, b=2)
+    running_when_recorded: list[set[int]] = []
+
+    def recorded(move: object) -> None:
+        running_when_recorded.append(set(worker.running))
+
+    moves = decide(job, Outcome(Status.SUCCESS), None, worker.id, engine.clock.now())
+    worker.recorder.add(Record(job, moves, recorded))
+    assert worker.recorder.flush() == 1
+
+    assert running_when_recorded == [{successor}]  # launched (it stays until it is recorded)
+    assert engine.get(first).status is Status.SUCCESS
