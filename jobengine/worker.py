@@ -122,7 +122,8 @@ class Worker:
         return Claim(self.id, self.settings.queues, free, types)
 
     def claimed(self, claim: Claim, jobs: list[Job]) -> None:
-        """Launch what the recorder claimed (its records have left `running`)."""
+        """Launch what the recorder claimed, before it logs and calls back the records whose
+        places these take (their capacity was counted free by `claim_for`)."""
         try:
             self._note_claimed(jobs, claim.limit)
             for job in jobs:
@@ -191,7 +192,8 @@ class Worker:
     def _recorded(self, running: Running, move: Move | None) -> None:
         job = running.job
         with self.lock:
-            self.running.pop(job.id, None)
+            if self.running.get(job.id) is running:  # not a later run of it, launched since
+                del self.running[job.id]
             if self.recorder.refill is None:  # no recorder thread: run_once may be waiting
                 self.recorded.notify_all()
         if self.recorder.refill is None or self.draining:

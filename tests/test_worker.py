@@ -18,6 +18,8 @@ import jobengine
 from jobengine import Engine, ManualClock, Status
 from jobengine.context import JobContext, current_job
 from jobengine.model import Event
+from jobengine.recorder import decide
+from jobengine.runner import Outcome
 from jobengine.worker import Settings, Worker
 
 pytestmark = pytest.mark.timeout(60)
@@ -441,3 +443,24 @@ def test_a_worker_that_has_stopped_leaves_no_claim_of_its_listener_running(
 def test_current_job_and_job_context_are_exported_by_the_package() -> None:
     assert jobengine.current_job is current_job
     assert jobengine.JobContext is JobContext
+
+
+def test_a_record_called_back_after_a_later_run_of_its_job_began_leaves_that_run(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """The recorder launches what it claimed before it calls back what it recorded; were a later
+    attempt of a recorded job among them, the earlier attempt's callback would leave it be."""
+    worker = Worker(engine)
+    job_id = engine.submit("add", a=1, b=1, max_attempts=2)
+    [first] = engine.store.jobs.claim(worker.id, [], 1, clock.now(), start=True)
+    earlier = worker.prepare(first)
+    failed = Outcome(Status.FAILURE, errors="boom")
+    retry = decide(first, failed, None, worker.id, clock.now())[0]
+    assert engine.store.jobs.move_first([[retry]], clock.now()) == [retry]  # back, attempt 2
+    clock.advance(7200)
+    [second] = engine.store.jobs.claim(worker.id, [], 1, clock.now(), start=True)
+    later = worker.launch(second)
+
+    worker._recorded(earlier, retry)
+
+    assert (second.attempt, worker.running.get(job_id)) == (2, later)
